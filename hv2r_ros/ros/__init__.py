@@ -1,0 +1,1 @@
+"""ROS 2 glue: message <-> numpy conversions, QoS profiles, parameters and diagnostics."""
