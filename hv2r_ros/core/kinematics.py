@@ -71,6 +71,24 @@ class KinematicModel:
         self._base_inverse = frame.placement.inverse() if parent == 0 else None
 
 
+def _rename_colliding_joints(model: pin.Model, joint_ids: Sequence[int]) -> None:
+    """Rename joints to lock whose name is also a link's name (SO-100: link and joint "gripper").
+
+    pinocchio looks frames up by name while reducing the model and refuses an ambiguous name;
+    the locked joint vanishes from the reduced model, so renaming it loses nothing.
+    """
+    for joint_id in joint_ids:
+        name = model.names[joint_id]
+        if sum(frame.name == name for frame in model.frames) < 2:
+            continue
+        new_name = f"{name}__locked_joint"
+        model.names[joint_id] = new_name
+        for i, frame in enumerate(model.frames):
+            if frame.name == name and frame.type == pin.FrameType.JOINT:
+                frame.name = new_name
+                model.frames[i] = frame
+
+
 def build_kinematic_model(
     urdf_xml: str,
     joint_names: Sequence[str],
@@ -143,6 +161,7 @@ def build_kinematic_model(
             if lo < hi:
                 value = float(np.clip(value, lo, hi))
             q_ref[joint.idx_q] = value
+    _rename_colliding_joints(full, lock_ids)
     model = pin.buildReducedModel(full, lock_ids, q_ref) if lock_ids else full
     # Reorder check: the reduced model keeps URDF tree order, which must be the profile order.
     reduced_names = tuple(model.names[1:])
