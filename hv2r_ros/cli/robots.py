@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"profile   {profile.file}")
     print(f"urdf      {profile.urdf_source}")
     print(f"base      {profile.base_frame}")
-    print(f"output    {profile.command_interface}")
+    print(f"output    {profile.command_interface.type} on {profile.command_interface.topic}")
     print(f"timeout   {profile.command_timeout_s * 1e3:.0f} ms   control period "
           f"{profile.control_period_s * 1e3:.1f} ms")
     print(f"{'joint':28s} {'min':>8s} {'max':>8s} {'vel':>7s} {'acc':>7s} {'home':>8s}")

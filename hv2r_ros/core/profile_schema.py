@@ -62,6 +62,7 @@ SCHEMA: dict[str, dict[str, bool]] = {
         "observation_max_age_s": REQUIRED,
         "singularity_slowdown_condition": REQUIRED,
         "singularity_halt_condition": REQUIRED,
+        "singularity_length_scale_m": OPTIONAL,
     },
     "control": {"rate_hz": REQUIRED},
     "command_interface": {"type": REQUIRED, "topic": REQUIRED},

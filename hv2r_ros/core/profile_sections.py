@@ -130,7 +130,17 @@ def safety(reader: ProfileReader) -> dict[str, float]:
         raise LimitsError("need 1 < singularity_slowdown_condition < singularity_halt_condition",
                           file=reader.file, field="safety.singularity_slowdown_condition",
                           value=(slow, halt))
+    # Divides the Jacobian's linear rows before the condition number is taken, so that metres
+    # and radians weigh alike on a small arm (MoveIt Servo uses 1 m, which suits a 0.8 m arm).
+    length = 1.0
+    if "singularity_length_scale_m" in section:
+        field = "safety.singularity_length_scale_m"
+        length = reader.number(section, "singularity_length_scale_m", field)
+        if not 0.01 <= length <= 10.0:
+            raise LimitsError("must be between 0.01 and 10 m", file=reader.file, field=field,
+                              value=length)
     return {
+        "singularity_length_scale_m": length,
         "command_timeout_s": _positive_seconds(reader, section, "command_timeout_s"),
         "observation_max_age_s": _positive_seconds(reader, section, "observation_max_age_s"),
         "singularity_slowdown_condition": slow,

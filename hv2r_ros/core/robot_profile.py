@@ -53,6 +53,8 @@ class RobotProfile:
         observation_max_age_s: Oldest usable observation (joint state, image) [s].
         singularity_slowdown_condition: Jacobian condition number where motion starts slowing.
         singularity_halt_condition: Jacobian condition number where motion stops.
+        singularity_length_scale_m: Length [m] dividing the Jacobian's linear rows before the
+            condition number is taken (1 m, as MoveIt Servo, unless the profile says otherwise).
         control_rate_hz: Control loop rate [Hz]; ``control_period_s`` is its inverse [s].
         urdf_xml: The URDF document.
         urdf_source: Where the URDF came from, in words.
@@ -77,6 +79,7 @@ class RobotProfile:
     observation_max_age_s: float
     singularity_slowdown_condition: float
     singularity_halt_condition: float
+    singularity_length_scale_m: float
     control_rate_hz: float
     urdf_xml: str = dataclasses.field(repr=False)
     urdf_source: str
