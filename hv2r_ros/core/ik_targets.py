@@ -39,20 +39,24 @@ def targets_from_array(
         value, or a quaternion that is not unit norm.
     """
     try:
-        array = np.asarray(poses, dtype=np.float64)
+        array = np.array(poses, dtype=np.float64)
     except (TypeError, ValueError):
         return None, Status.HOLD_WRONG_LENGTH
     if array.shape != (len(frames), 7):
         return None, Status.HOLD_WRONG_LENGTH
-    if not np.all(np.isfinite(array)):
-        return None, Status.HOLD_NON_FINITE
-    norms = np.linalg.norm(array[:, 3:], axis=1)
-    if np.any(np.abs(norms - 1.0) > QUATERNION_NORM_TOLERANCE):
-        return None, Status.HOLD_INVALID_ROTATION
+    # Plain floats: for one or two rows this is several times cheaper than numpy reductions.
+    rows = array.tolist()
+    for row in rows:
+        if not all(map(math.isfinite, row)):
+            return None, Status.HOLD_NON_FINITE
     targets = {}
-    for frame, row, norm in zip(frames, array, norms):
-        quaternion = pin.Quaternion(*(row[3:] / norm)[[3, 0, 1, 2]])  # constructor takes w first
-        targets[frame] = pin.SE3(quaternion.matrix(), row[:3].copy())
+    for frame, row, values in zip(frames, array, rows):
+        norm = math.sqrt(sum(x * x for x in values[3:]))
+        if abs(norm - 1.0) > QUATERNION_NORM_TOLERANCE:
+            return None, Status.HOLD_INVALID_ROTATION
+        row[3:] /= norm
+        # XYZQUATToSE3 takes the same [x, y, z, qx, qy, qz, qw] layout, in C++.
+        targets[frame] = pin.XYZQUATToSE3(row)
     return targets, Status.OK
 
 

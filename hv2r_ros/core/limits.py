@@ -89,6 +89,9 @@ class CartesianLimits:
         box_max: Upper corner of the workspace box [m], shape (3,).
         linear_speed_max: Tool linear speed limit [m/s], > 0.
         angular_speed_max: Tool angular speed limit [rad/s], > 0.
+        linear_acceleration_max: Tool deceleration used to approach a goal [m/s^2], > 0, or
+            None (no approach shaping: the tool arrives at full speed).
+        angular_acceleration_max: Same for rotation [rad/s^2], or None.
     """
 
     frame: str
@@ -96,6 +99,8 @@ class CartesianLimits:
     box_max: np.ndarray
     linear_speed_max: float
     angular_speed_max: float
+    linear_acceleration_max: float | None = None
+    angular_acceleration_max: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "box_min", _vector("box_min_m", self.box_min, 3))
@@ -106,7 +111,10 @@ class CartesianLimits:
                 field="workspace",
                 value=(list(self.box_min), list(self.box_max)),
             )
-        for field in ("linear_speed_max", "angular_speed_max"):
+        for field in ("linear_speed_max", "angular_speed_max", "linear_acceleration_max",
+                      "angular_acceleration_max"):
+            if getattr(self, field) is None:
+                continue
             value = float(getattr(self, field))
             if not np.isfinite(value) or value <= 0.0:
                 raise LimitsError("must be a positive finite speed", field=field, value=value)

@@ -56,6 +56,8 @@ SCHEMA: dict[str, dict[str, bool]] = {
         "max_m": REQUIRED,
         "tool_linear_speed_m_s": REQUIRED,
         "tool_angular_speed_rad_s": REQUIRED,
+        "tool_linear_acceleration_m_s2": REQUIRED,
+        "tool_angular_acceleration_rad_s2": REQUIRED,
     },
     "safety": {
         "command_timeout_s": REQUIRED,

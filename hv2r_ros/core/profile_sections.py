@@ -161,13 +161,16 @@ def workspace(reader: ProfileReader, base_frame: str, frame: FrameCheck) -> Cart
         raise LimitsError("min_m must be below max_m on every axis (x, y, z)", file=reader.file,
                           field="workspace.min_m", value=(lo.tolist(), hi.tolist()))
     speeds = {}
-    for key in ("tool_linear_speed_m_s", "tool_angular_speed_rad_s"):
+    for key in ("tool_linear_speed_m_s", "tool_angular_speed_rad_s",
+                "tool_linear_acceleration_m_s2", "tool_angular_acceleration_rad_s2"):
         speeds[key] = reader.number(section, key, f"workspace.{key}")
         if speeds[key] <= 0.0:
             raise LimitsError("must be > 0", file=reader.file, field=f"workspace.{key}",
                               value=speeds[key])
     return CartesianLimits(base_frame, lo, hi, speeds["tool_linear_speed_m_s"],
-                           speeds["tool_angular_speed_rad_s"])
+                           speeds["tool_angular_speed_rad_s"],
+                           speeds["tool_linear_acceleration_m_s2"],
+                           speeds["tool_angular_acceleration_rad_s2"])
 
 
 def command_interface(reader: ProfileReader) -> CommandInterface:
