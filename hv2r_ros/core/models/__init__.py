@@ -1,0 +1,1 @@
+"""ONNX models: the self-describing contract, the runtime and preprocessing."""
