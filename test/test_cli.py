@@ -1,5 +1,6 @@
 """The ``hv2r`` command as users run it: exit codes and what it prints."""
 
+import json
 import pathlib
 
 import pytest
@@ -31,10 +32,14 @@ def test_robots_rejects_a_malformed_profile_naming_file_and_field(tmp_path, caps
     assert str(bad) in err and "safety.command_timeout_s" in err
 
 
-def test_bench_fuzz_reports_zero_violations(capsys):
-    assert main(["bench", "fuzz", "--robots", "panda", "--steps", "3000"]) == 0
+def test_bench_fuzz_reports_zero_violations(capsys, tmp_path):
+    out_json = tmp_path / "fuzz.json"
+    assert main(["bench", "fuzz", "--robots", "panda,g1", "--steps", "3000",
+                 "--json", str(out_json)]) == 0
     out = capsys.readouterr().out
     assert "PASS: zero violations" in out
+    report = json.loads(out_json.read_text())
+    assert report["g1"]["cartesian"]["violations"] == 0 and report["panda"]["joint"]["steps"] == 3000
 
 
 def test_bench_prints_chain_throughput(capsys, tmp_path):

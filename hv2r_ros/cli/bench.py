@@ -139,7 +139,7 @@ def _report_dict(report) -> dict:
     import dataclasses
 
     values = dataclasses.asdict(report)
-    values["statuses"] = dict(values.get("statuses", {}))
+    values["statuses"] = {str(key): count for key, count in values.get("statuses", {}).items()}
     values["violations"] = report.violations
     return values
 
