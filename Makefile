@@ -1,7 +1,8 @@
 # One-command set-up: every target creates .venv and installs what it needs first.
 #   make demo    the closed-loop demo
 #   make test    the test suite (what CI runs)
-#   make bench   IK and safety-filter throughput per robot, and the 10^6-step safety fuzz
+#   make bench   IK and safety-filter throughput per robot, the 10^6-step safety fuzz, and the
+#                model runtime against PyTorch eager
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -13,11 +14,13 @@ export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt constraints.txt apt.txt setup.py
+# requirements-dev.txt = requirements.txt + the export/training extra (torch CPU build); the
+# runtime never imports torch, but the export parity tests and `hv2r bench-models` need it.
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt apt.txt setup.py
 	scripts/apt_install.sh apt.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip>=23"
-	$(PY) -m pip install --quiet -r requirements.txt -c constraints.txt
+	$(PY) -m pip install --quiet -r requirements-dev.txt -c constraints.txt
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
@@ -31,6 +34,7 @@ test: setup
 bench: setup
 	$(VENV)/bin/hv2r bench
 	$(VENV)/bin/hv2r bench fuzz --steps 1000000
+	$(VENV)/bin/hv2r bench-models
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis out

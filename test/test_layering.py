@@ -1,4 +1,8 @@
-"""core/ must never depend on ROS: every core module imports with rclpy and *_msgs blocked."""
+"""Layering: core/ never depends on ROS or torch; torch stays out of the runtime path.
+
+Every core module imports with rclpy, *_msgs and torch blocked; the ROS glue and the ``hv2r``
+command import with torch blocked (export and training import it inside their commands).
+"""
 
 import importlib
 import pkgutil
@@ -29,8 +33,8 @@ def test_core_imports_without_ros():
         class BlockRos(importlib.abc.MetaPathFinder):
             def find_spec(self, name, path=None, target=None):
                 root = name.split(".")[0]
-                if root in ("rclpy", "launch", "launch_ros") or root.endswith("_msgs"):
-                    raise ImportError(f"core must not import ROS package {{name}}")
+                if root in ("rclpy", "launch", "launch_ros", "torch") or root.endswith("_msgs"):
+                    raise ImportError(f"core must not import ROS package or torch: {{name}}")
                 return None
 
         sys.meta_path.insert(0, BlockRos())
@@ -67,3 +71,32 @@ def test_blocker_catches_a_ros_import():
 def test_every_module_imports():
     for module in core_modules():
         importlib.import_module(module)
+
+
+def test_runtime_path_imports_without_torch():
+    modules = sorted(
+        info.name
+        for package in ("hv2r_ros.ros", "hv2r_ros.cli", "hv2r_ros.core", "hv2r_ros.sim")
+        for info in pkgutil.walk_packages(
+            importlib.import_module(package).__path__, prefix=package + ".")
+    )
+    script = textwrap.dedent(
+        f"""
+        import importlib, importlib.abc, sys
+
+        class BlockTorch(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] == "torch":
+                    raise ImportError(f"torch imported on the runtime path: {{name}}")
+                return None
+
+        sys.meta_path.insert(0, BlockTorch())
+        for module in {modules!r}:
+            importlib.import_module(module)
+        from hv2r_ros.cli import build_parser
+        build_parser()
+        print("imported", len({modules!r}))
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
