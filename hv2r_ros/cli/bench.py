@@ -41,17 +41,30 @@ def run(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
-def _timed(step, inputs) -> dict[str, float]:
+def _timed(stages: dict, inputs: dict, rounds: int = 5) -> dict[str, dict[str, float]]:
+    """Time each stage once per input, in ``rounds`` blocks per stage taken in turn.
+
+    Interleaving the stages' blocks spreads slow drifts of machine load (a shared VM) over all
+    of them instead of charging them to whichever stage ran at the time.
+    """
     import numpy as np
 
-    durations = np.empty(len(inputs))
     clock = time.perf_counter
-    for i, item in enumerate(inputs):
-        start = clock()
-        step(item)
-        durations[i] = clock() - start
-    p50, p99 = np.percentile(durations, [50, 99]) * 1e6
-    return {"p50_us": float(p50), "p99_us": float(p99), "steps_per_s": float(1e6 / p50)}
+    durations = {name: [] for name in stages}
+    for r in range(rounds):
+        for name, step in stages.items():
+            items = inputs[name]
+            block = items[r * len(items) // rounds:(r + 1) * len(items) // rounds]
+            for item in block:
+                start = clock()
+                step(item)
+                durations[name].append(clock() - start)
+    figures = {}
+    for name, values in durations.items():
+        p50, p99 = np.percentile(values, [50, 99]) * 1e6
+        figures[name] = {"p50_us": float(p50), "p99_us": float(p99),
+                         "steps_per_s": float(1e6 / p50)}
+    return figures
 
 
 def _latency(robots: list[str], steps: int) -> dict:
@@ -94,12 +107,13 @@ def _latency(robots: list[str], steps: int) -> dict:
             q["chain"] = q_cmd
 
         chain.reset(home)
-        rows = {
-            "joint guard": _timed(lambda t: guard.step(t, t), sweep),
-            "cartesian filter": _timed(lambda t: cart.step(t, start), targets),
-            "ik": _timed(ik_step, targets),
-            "chain": _timed(chain_step, targets),
-        }
+        rows = _timed(
+            {"joint guard": lambda t: guard.step(t, t),
+             "cartesian filter": lambda t: cart.step(t, start),
+             "ik": ik_step,
+             "chain": chain_step},
+            {"joint guard": sweep, "cartesian filter": targets, "ik": targets, "chain": targets},
+        )
         for stage, row in rows.items():
             print(f"{name:7s} {stage:16s} {row['p50_us']:8.1f} {row['p99_us']:8.1f} "
                   f"{row['steps_per_s']:9.0f}")
