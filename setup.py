@@ -7,7 +7,10 @@ from setuptools import find_packages, setup
 PACKAGE = "hv2r_ros"
 
 # One console entry point per node (added as nodes land) plus the ``hv2r`` command.
-NODE_EXECUTABLES: dict[str, str] = {}
+NODE_EXECUTABLES: dict[str, str] = {
+    "command_output": "hv2r_ros.nodes.command_output:main",
+    "safety_filter": "hv2r_ros.nodes.safety_filter:main",
+}
 
 
 def share_files(directory: str) -> list[tuple[str, list[str]]]:

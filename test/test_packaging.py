@@ -44,4 +44,6 @@ def test_wheel_installs_config_urdf_and_ament_index_into_share(tmp_path):
         assert data + path in names, path
     entry_points = zipfile.ZipFile(wheel).read("hv2r_ros-0.1.0.dist-info/entry_points.txt")
     assert b"hv2r = hv2r_ros.cli:main" in entry_points
+    for node in (b"safety_filter", b"command_output"):  # one executable per node, named as it
+        assert node + b" = hv2r_ros.nodes." + node + b":main" in entry_points
     assert not any(name.startswith("test/") for name in names)
