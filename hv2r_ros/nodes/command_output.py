@@ -25,9 +25,7 @@ from __future__ import annotations
 import dataclasses
 import time
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64MultiArray, String
@@ -42,6 +40,7 @@ from hv2r_ros.core.stats import StageStats
 from hv2r_ros.core.status import Status
 from hv2r_ros.ros.actions import read_cartesian_chunk, read_joint_chunk
 from hv2r_ros.ros.diagnostics import diagnostic_array, stage_status
+from hv2r_ros.ros.spin import run_node
 from hv2r_ros.ros.joints import (
     JointStateReader, check_controller_joint_order, float64_multi_array, joint_trajectory)
 from hv2r_ros.ros.params import ParamSpec, add_validator, declare
@@ -227,18 +226,9 @@ class CommandOutputNode(Node):
         ], self._now_s()))
 
 
-def main(args=None) -> None:
+def main(args: list[str] | None = None) -> None:
     """Console entry point ``command_output``."""
-    rclpy.init(args=args)
-    try:
-        node = CommandOutputNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass  # shutdown has begun: destroy_node() could hang (ros-notes)
-    else:
-        node.destroy_node()
-    finally:
-        rclpy.try_shutdown()
+    run_node(CommandOutputNode, args)
 
 
 if __name__ == "__main__":

@@ -29,10 +29,9 @@ or do not match the robot profile.
 
 from __future__ import annotations
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float32MultiArray
@@ -49,6 +48,7 @@ from hv2r_ros.ros.image import image_to_array, to_rgb
 from hv2r_ros.ros.joints import JointStateReader
 from hv2r_ros.ros.params import ParamSpec, add_validator, declare
 from hv2r_ros.ros.stamps import to_seconds
+from hv2r_ros.ros.spin import run_node
 
 PARAMS = (
     ParamSpec("robot", "str", "panda", "Robot profile name or YAML path", read_only=True),
@@ -199,23 +199,7 @@ class PolicyNode(Node):
 
 def main(args: list[str] | None = None) -> None:
     """Run the node on a MultiThreadedExecutor (inference beside the subscriptions)."""
-    rclpy.init(args=args)
-    try:
-        node = PolicyNode()
-    except Exception:
-        rclpy.try_shutdown()
-        raise  # construction errors name the file and field; exit non-zero
-    executor = MultiThreadedExecutor()
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass  # destroy_node after Ctrl-C can hang (ros-notes): the process exits anyway
-    else:
-        node.destroy_node()
-    finally:
-        executor.shutdown()
-        rclpy.try_shutdown()
+    run_node(PolicyNode, args, executor_factory=MultiThreadedExecutor)
 
 
 if __name__ == "__main__":

@@ -21,9 +21,7 @@ Parameters (``PARAMS``; read on configure): robot, action_space, command_timeout
 
 from __future__ import annotations
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import JointState
@@ -39,6 +37,7 @@ from hv2r_ros.ros import actions, qos
 from hv2r_ros.ros.diagnostics import diagnostic_array, stage_status
 from hv2r_ros.ros.joints import JointStateReader
 from hv2r_ros.ros.params import ParamSpec, add_validator, declare
+from hv2r_ros.ros.spin import run_node
 
 PARAMS = (
     ParamSpec("robot", "str", "panda", "Robot profile: a name under config/robots or a YAML "
@@ -204,22 +203,16 @@ class SafetyFilterNode(LifecycleNode):
         self.diag_pub.publish(diagnostic_array([status], self.get_clock().now().to_msg()))
 
 
+def _autostart(node: SafetyFilterNode) -> None:
+    if node.params["enable_autostart"]:
+        if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+            raise SystemExit(1)
+        node.trigger_activate()
+
+
 def main(args: list[str] | None = None) -> None:
     """Run the node; ``enable_autostart`` configures and activates it at once."""
-    rclpy.init(args=args)
-    node = SafetyFilterNode()
-    try:
-        if node.params["enable_autostart"]:
-            if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-                raise SystemExit(1)
-            node.trigger_activate()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass  # destroy_node after Ctrl-C can hang (ros-notes): the process exits anyway
-    else:
-        node.destroy_node()
-    finally:
-        rclpy.try_shutdown()
+    run_node(SafetyFilterNode, args, start=_autostart)
 
 
 if __name__ == "__main__":
