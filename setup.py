@@ -8,6 +8,7 @@ PACKAGE = "hv2r_ros"
 
 # One console entry point per node (added as nodes land) plus the ``hv2r`` command.
 NODE_EXECUTABLES: dict[str, str] = {
+    "camera": "hv2r_ros.nodes.camera:main",
     "command_output": "hv2r_ros.nodes.command_output:main",
     "policy": "hv2r_ros.nodes.policy:main",
     "safety_filter": "hv2r_ros.nodes.safety_filter:main",
