@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from hv2r_ros.core.chunk_executor import (
     TIME_TOLERANCE_S,
     ChunkExecutor,
-    OutputGate,
     interpolate_rows,
 )
+from hv2r_ros.core.output_gate import OutputGate
 from hv2r_ros.core.errors import LimitsError
 from hv2r_ros.core.status import Status
 

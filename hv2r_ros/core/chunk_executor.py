@@ -30,22 +30,17 @@ from typing import Callable
 
 import numpy as np
 
-from hv2r_ros.core.errors import LimitsError
 from hv2r_ros.core.safety.cartesian import check_poses
 from hv2r_ros.core.safety.validate import FUTURE_TOLERANCE_S
-from hv2r_ros.core.safety.watchdog import CommandWatchdog
 from hv2r_ros.core.stats import StageStats
 from hv2r_ros.core.status import Status
 
-__all__ = ["ACTIVE", "STRATEGIES", "TIME_TOLERANCE_S", "ChunkExecutor", "OutputGate",
-           "interpolate_rows"]
+__all__ = ["STRATEGIES", "TIME_TOLERANCE_S", "ChunkExecutor", "interpolate_rows"]
 
 #: Chunk execution strategies.
 STRATEGIES = ("receding_horizon", "temporal_ensembling")
 #: Slack on "ran out" [s]: float seconds near the epoch resolve only ~0.24 us.
 TIME_TOLERANCE_S = 1e-6
-#: The one safety state that lets the output follow the policy.
-ACTIVE = "ACTIVE"
 
 
 def _slerp(q0: np.ndarray, q1: np.ndarray, u: float) -> np.ndarray:
@@ -243,116 +238,3 @@ class ChunkExecutor:
         q = np.einsum("k,kf,kfi->fi", weights, signs, quats)
         out[:, 3:] = q / np.linalg.norm(q, axis=-1, keepdims=True)
         return out
-
-
-def _positive(field: str, value: float) -> float:
-    number = float(value)
-    if not (math.isfinite(number) and number > 0.0):
-        raise LimitsError("must be a positive finite value (anything else switches the check "
-                          "off)", field=field, value=value)
-    return number
-
-
-class OutputGate:
-    """Whether the command output may follow the policy this period, and when to re-seed.
-
-    Holds (first match wins): e-stop input asserted, or released but no ``ACTIVE`` safety state
-    since (``HOLD_ESTOP``); safety state other than ``ACTIVE`` or none yet (``HOLD_REQUESTED``);
-    joint states older than ``max_state_age_s`` or none yet (``HOLD_INVALID_MEASUREMENT``); no
-    valid chunk within ``command_timeout_s`` (``HOLD_TIMEOUT``). Ages are judged at receipt on
-    the monotonic ``clock``. A safety state going to ``ACTIVE`` from any hold of the first two
-    kinds asks for a re-seed (resume) once the command is at rest.
-
-    Args:
-        command_timeout_s: Command watchdog [s], finite and > 0.
-        max_state_age_s: Oldest usable joint state [s], finite and > 0.
-        clock: Monotonic clock [s].
-
-    Raises:
-        LimitsError: A timeout <= 0, infinite or NaN (names the field).
-    """
-
-    def __init__(self, command_timeout_s: float, max_state_age_s: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.watchdog = CommandWatchdog(command_timeout_s, clock)
-        self.state_watchdog = CommandWatchdog(1.0, clock)
-        self.max_state_age_s = max_state_age_s
-        self._active = False
-        self._estop_input = False
-        self._estop_latched = False
-        self._resume = False
-        #: The last safety state text received ("" before any).
-        self.safety_state = ""
-
-    @property
-    def command_timeout_s(self) -> float:
-        """Command watchdog [s]; settable (finite, > 0)."""
-        return self.watchdog.timeout_s
-
-    @command_timeout_s.setter
-    def command_timeout_s(self, value: float) -> None:
-        self.watchdog.timeout_s = _positive("command_timeout_s", value)
-
-    @property
-    def max_state_age_s(self) -> float:
-        """Oldest usable joint state [s]; settable (finite, > 0)."""
-        return self.state_watchdog.timeout_s
-
-    @max_state_age_s.setter
-    def max_state_age_s(self, value: float) -> None:
-        self.state_watchdog.timeout_s = _positive("max_state_age_s", value)
-
-    def state_received(self) -> None:
-        """A valid joint state arrived now (invalid ones must not call this)."""
-        self.state_watchdog.feed()
-
-    def chunk_accepted(self) -> None:
-        """A chunk passed validation now (rejected ones must not call this)."""
-        self.watchdog.feed()
-
-    def set_safety_state(self, text: str) -> None:
-        """The safety filter's state: ``ACTIVE`` or ``HOLD <reason>`` (anything else holds)."""
-        self.safety_state = str(text)
-        was_holding = not self._active or self._estop_latched
-        self._active = self.safety_state == ACTIVE
-        if self._active and not self._estop_input:
-            self._estop_latched = False
-            if was_holding:
-                self._resume = True
-
-    def set_estop(self, asserted: bool) -> None:
-        """The e-stop input: True holds at once; False alone does not resume."""
-        self._estop_input = bool(asserted)
-        if self._estop_input:
-            self._estop_latched = True
-
-    def decide(self, at_rest: bool = True) -> tuple[Status | None, bool]:
-        """``(hold reason or None, re-seed now)``; the re-seed request is returned once.
-
-        Args:
-            at_rest: The last command has zero velocity. A resume waits for it (holding,
-                ``HOLD_REQUESTED``): re-seeding a moving command would stop it in one step.
-        """
-        if self._estop_latched:
-            return Status.HOLD_ESTOP, False
-        if not self._active or (self._resume and not at_rest):
-            return Status.HOLD_REQUESTED, False
-        if self.state_watchdog.expired():
-            return Status.HOLD_INVALID_MEASUREMENT, False
-        reseed, self._resume = self._resume, False
-        if reseed:
-            # Chunks received before the resume were planned for a robot that stopped.
-            self.watchdog.reset()
-        if self.watchdog.expired():
-            return Status.HOLD_TIMEOUT, reseed
-        return None, reseed
-
-    def detail(self) -> str:
-        """The hold reason in words, for diagnostics."""
-        if self._estop_latched:
-            return "e-stop asserted" if self._estop_input else \
-                "e-stop released, waiting for safety state ACTIVE"
-        if not self._active:
-            return f"safety state {self.safety_state or '(none yet)'!r}"
-        return (f"joint_states age {self.state_watchdog.age_s():.3f} s, "
-                f"command age {self.watchdog.age_s():.3f} s")

@@ -31,7 +31,8 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64MultiArray, String
 from trajectory_msgs.msg import JointTrajectory, MultiDOFJointTrajectory
 
-from hv2r_ros.core.chunk_executor import STRATEGIES, ChunkExecutor, OutputGate
+from hv2r_ros.core.chunk_executor import STRATEGIES, ChunkExecutor
+from hv2r_ros.core.output_gate import OutputGate
 from hv2r_ros.core.command_chain import CartesianCommandChain
 from hv2r_ros.core.errors import ConfigError
 from hv2r_ros.core.robot_profile import load_robot_profile
