@@ -11,6 +11,7 @@ NODE_EXECUTABLES: dict[str, str] = {
     "camera": "hv2r_ros.nodes.camera:main",
     "command_output": "hv2r_ros.nodes.command_output:main",
     "policy": "hv2r_ros.nodes.policy:main",
+    "prompt": "hv2r_ros.nodes.prompt:main",
     "safety_filter": "hv2r_ros.nodes.safety_filter:main",
 }
 
