@@ -7,7 +7,6 @@ one process: asserted in [0, ``LATENCY_TOL_S``] (generous for a loaded 2-core ma
 rate is measured from the stamps (they follow the timer, not the delivery).
 """
 
-import itertools
 import os
 import signal
 import subprocess
@@ -24,6 +23,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, Image
 
+import ros_testing
 from hv2r_ros.core.camera_sources import CameraError
 from hv2r_ros.nodes.camera import CameraNode
 from hv2r_ros.ros.image import image_to_array
@@ -37,7 +37,6 @@ FRAMES = 30
 LATENCY_TOL_S = 0.1  # publish -> callback in one process, loaded 2-core machine [s]
 RATE_TOL = 0.15  # relative
 DISCOVERY_S = 8.0
-_counter = itertools.count()
 
 
 def write_video(path):
@@ -50,7 +49,7 @@ def write_video(path):
 
 def domain_env():
     env = dict(os.environ)
-    env["ROS_DOMAIN_ID"] = str(100 + (os.getpid() * 7 + next(_counter) + 50) % 100)
+    env["ROS_DOMAIN_ID"] = str(ros_testing.next_domain_id())
     env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     return env
 

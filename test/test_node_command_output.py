@@ -30,6 +30,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64MultiArray, String
 from trajectory_msgs.msg import JointTrajectory, MultiDOFJointTrajectory
 
+import ros_testing
 from hv2r_ros.core.command_chain import CartesianCommandChain
 from hv2r_ros.core.errors import ConfigError
 from hv2r_ros.core.robot_profile import load_robot_profile
@@ -141,7 +142,7 @@ class Harness(Node):
 class Rig:
     def __init__(self, robot="panda", cartesian=True, **params):
         params.setdefault("max_state_age_s", 0.1)
-        domain = 100 + (os.getpid() * 7 + next(_counter)) % 100
+        domain = ros_testing.next_domain_id()
         os.environ["ROS_DOMAIN_ID"] = str(domain)
         os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
         self.context = rclpy.Context()

@@ -5,7 +5,6 @@ thread plays the cameras (30 Hz), the robot (joint_states, 100 Hz) and the promp
 and records what arrives on hv2r/action and hv2r/gripper with its receipt time.
 """
 
-import itertools
 import os
 import threading
 import time
@@ -21,6 +20,7 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float32MultiArray
 from trajectory_msgs.msg import JointTrajectory
 
+import ros_testing
 from hv2r_ros.core.models.contract import ModelContractError
 from hv2r_ros.core.robot_profile import load_robot_profile
 from hv2r_ros.nodes.policy import PolicyNode
@@ -34,15 +34,10 @@ DISCOVERY_S = 10.0   # budget for discovery and matching (usually < 0.3 s, now a
 RATE_HZ = 20.0       # inference_rate_hz under test
 MAX_AGE_S = 0.1
 DELIVERY_SLACK_S = 0.05  # stated tolerance: executor scheduling + delivery on 2 shared cores
-_domains = itertools.count()
 
 
 def wait_for(predicate, timeout_s=DISCOVERY_S, what="condition"):
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(0.005)
+    ros_testing.wait_for(predicate, timeout_s, what)
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +66,7 @@ def test_fixture_pair_is_for_panda(panda):
 
 class Harness:
     def __init__(self, models_dir, goal_size=8):
-        os.environ["ROS_DOMAIN_ID"] = str(100 + (os.getpid() * 17 + next(_domains)) % 100)
+        os.environ["ROS_DOMAIN_ID"] = str(ros_testing.next_domain_id())
         os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
@@ -212,7 +207,7 @@ def test_wrong_length_goal_is_ignored(harness_factory, pair_dir):
 def test_joint_order_must_match_the_profile(tmp_path):
     joints = tuple(reversed(PANDA_JOINTS))
     models = write_pair(tmp_path, make_encoder(), make_policy(policy_spec(joint_order=joints)))
-    os.environ["ROS_DOMAIN_ID"] = str(100 + (os.getpid() * 17 + next(_domains)) % 100)
+    os.environ["ROS_DOMAIN_ID"] = str(ros_testing.next_domain_id())
     context = rclpy.Context()
     rclpy.init(context=context)
     try:

@@ -6,7 +6,6 @@ through transient-local durability (a late joiner). Waits poll the executor up t
 instead of sleeping.
 """
 
-import itertools
 import os
 import time
 
@@ -20,6 +19,7 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
 from std_msgs.msg import Float32MultiArray, String
 
+import ros_testing
 from hv2r_ros.core.goal import GoalError
 from hv2r_ros.nodes.prompt import PromptNode
 from hv2r_ros.ros.qos import latched_qos
@@ -28,12 +28,11 @@ from onnx_fixtures import encoder_spec, make_encoder, save
 pytestmark = pytest.mark.ros
 
 DISCOVERY_S = 8.0
-_counter = itertools.count()
 
 
 @pytest.fixture
 def context():
-    os.environ["ROS_DOMAIN_ID"] = str(100 + (os.getpid() * 11 + next(_counter) + 25) % 100)
+    os.environ["ROS_DOMAIN_ID"] = str(ros_testing.next_domain_id())
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     ctx = rclpy.Context()
     rclpy.init(context=ctx)

@@ -5,7 +5,6 @@ lifecycle services would run them); a probe node on a second thread plays policy
 operator. Deadlines are measured with the node's clock from message receipt times.
 """
 
-import itertools
 import math
 import os
 import threading
@@ -23,6 +22,7 @@ from std_msgs.msg import Bool, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory, MultiDOFJointTrajectory
 
+import ros_testing
 from hv2r_ros.core.robot_profile import load_robot_profile
 from hv2r_ros.core.status import Status
 from hv2r_ros.nodes.safety_filter import SafetyFilterNode
@@ -33,7 +33,6 @@ pytestmark = pytest.mark.ros
 
 DISCOVERY_S = 10.0        # budget for discovery and matching (usually < 0.3 s, now and then 3 s)
 DEADLINE_SLACK_S = 0.030  # stated tolerance on top of timeout + one state period
-_domains = itertools.count()
 
 
 @pytest.fixture(scope="module")
@@ -42,11 +41,7 @@ def panda():
 
 
 def wait_for(predicate, timeout_s=DISCOVERY_S, what="condition"):
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(0.002)
+    ros_testing.wait_for(predicate, timeout_s, what)
 
 
 class Harness:
@@ -54,7 +49,7 @@ class Harness:
 
     def __init__(self, profile, space="cartesian", **params):
         self.profile, self.space = profile, space
-        os.environ["ROS_DOMAIN_ID"] = str(100 + (os.getpid() * 13 + next(_domains)) % 100)
+        os.environ["ROS_DOMAIN_ID"] = str(ros_testing.next_domain_id())
         os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
