@@ -46,6 +46,25 @@ def interpolation(src_hw: tuple[int, int], dst_hw: tuple[int, int]) -> int:
     return cv2.INTER_LINEAR
 
 
+def fit_image(image: np.ndarray, spec: EncoderSpec, out: np.ndarray | None = None) -> np.ndarray:
+    """Step 1 (geometry) alone: ``image`` (h, w, 3) uint8 -> (H, W, 3) uint8 at the input size.
+
+    Training code uses it to prepare frames exactly as the runtime will.
+    """
+    height, width = spec.input_size
+    if out is None:
+        out = np.empty((height, width, 3), np.uint8)
+    if spec.resize == "resize_shorter_center_crop":
+        top, left, h, w = crop_box(image.shape[0], image.shape[1], (height, width))
+        image = image[top:top + h, left:left + w]
+    if image.shape[:2] == (height, width):
+        np.copyto(out, image)
+    else:
+        cv2.resize(image, (width, height), dst=out,
+                   interpolation=interpolation(image.shape[:2], (height, width)))
+    return out
+
+
 class Preprocessor:
     """Fills a preallocated float32 [batch, 3, H, W] buffer from RGB uint8 images.
 
@@ -90,16 +109,7 @@ class Preprocessor:
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"image {index}: expected uint8 HxWx3 (RGB), got "
                              f"{image.dtype} {image.shape}")
-        height, width = self.spec.input_size
-        resized = self._resized[index]
-        if self.spec.resize == "resize_shorter_center_crop":
-            top, left, h, w = crop_box(image.shape[0], image.shape[1], (height, width))
-            image = image[top:top + h, left:left + w]
-        if image.shape[:2] == (height, width):
-            np.copyto(resized, image)
-        else:
-            cv2.resize(image, (width, height), dst=resized,
-                       interpolation=interpolation(image.shape[:2], (height, width)))
+        resized = fit_image(image, self.spec, self._resized[index])
         out = self.buffer[index]
         for channel, source in enumerate(self._source):
             np.multiply(resized[:, :, source], self.gain[channel], out=out[channel])
