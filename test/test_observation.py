@@ -256,3 +256,24 @@ def test_runner_holds_on_nan_output(tmp_path):
     feed(gate, 1.0)
     assert runner.step(1.01) == (None, Status.HOLD_NON_FINITE)
     assert runner.holds == {"non_finite": 1}
+
+
+def test_poses_to_ee_delta_inverts_chunk_to_targets_for_many_poses():
+    from hv2r_ros.core.observation import poses_to_ee_delta, quat_to_rotvec, rotvec_to_quat
+
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        frames = int(rng.integers(1, 3))
+        start = np.concatenate([rng.normal(size=(frames, 3)),
+                                rng.normal(size=(frames, 4))], axis=1)
+        start[:, 3:] /= np.linalg.norm(start[:, 3:], axis=1, keepdims=True)
+        rows = np.concatenate([rng.normal(scale=0.1, size=(5, frames, 3)),
+                               rng.uniform(-1, 1, size=(5, frames, 3)) * 1.5], axis=2)
+        absolute = np.empty((5, frames, 7))
+        absolute[..., :3] = start[None, :, :3] + rows[..., :3]
+        from hv2r_ros.core.safety.cartesian import quat_multiply
+        absolute[..., 3:] = quat_multiply(rotvec_to_quat(rows[..., 3:]),
+                                          np.broadcast_to(start[:, 3:], (5, frames, 4)))
+        back = poses_to_ee_delta(absolute, start).reshape(5, frames, 6)
+        np.testing.assert_allclose(back, rows, atol=1e-9)
+    np.testing.assert_allclose(quat_to_rotvec(np.array([0.0, 0.0, 0.0, -1.0])), 0.0)

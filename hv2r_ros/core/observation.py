@@ -34,7 +34,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from hv2r_ros.core.safety.cartesian import quat_multiply
+from hv2r_ros.core.safety.cartesian import quat_conjugate, quat_multiply
 from hv2r_ros.core.stats import StageStats
 from hv2r_ros.core.status import Status
 
@@ -170,6 +170,38 @@ def rotvec_to_quat(rotvec: np.ndarray) -> np.ndarray:
     scale = np.where(small, 0.5 - angle**2 / 48.0,
                      np.sin(0.5 * angle) / np.where(small, 1.0, angle))
     return np.concatenate([rotvec * scale, np.cos(0.5 * angle)], axis=-1)
+
+
+def quat_to_rotvec(quat: np.ndarray) -> np.ndarray:
+    """Unit quaternions (..., 4) (x, y, z, w) -> rotation vectors (..., 3) [rad], angle <= pi."""
+    quat = np.asarray(quat, dtype=np.float64)
+    quat = np.where(quat[..., 3:] < 0.0, -quat, quat)  # the short way round
+    sin_half = np.sqrt(np.einsum("...i,...i->...", quat[..., :3], quat[..., :3]))[..., None]
+    angle = 2.0 * np.arctan2(sin_half, quat[..., 3:])
+    small = sin_half < 1e-9
+    scale = np.where(small, 2.0, angle / np.where(small, 1.0, sin_half))
+    return quat[..., :3] * scale
+
+
+def poses_to_ee_delta(poses: np.ndarray, start: np.ndarray) -> np.ndarray:
+    """The inverse of ``chunk_to_targets`` for ``ee_delta``: absolute poses -> action rows.
+
+    Args:
+        poses: Target poses (H, F, 7) ``[x y z qx qy qz qw]`` in the base frame.
+        start: Tool poses (F, 7) at the observation.
+
+    Returns:
+        (H, F * 6): per frame ``[dx dy dz rx ry rz]``, translation [m] and rotation vector
+        [rad] with ``R_target = R_delta * R_start``, both relative to ``start``.
+    """
+    poses = np.asarray(poses, dtype=np.float64)
+    start = np.asarray(start, dtype=np.float64)
+    delta = np.empty(poses.shape[:-1] + (6,))
+    delta[..., :3] = poses[..., :3] - start[None, :, :3]
+    relative = quat_multiply(poses[..., 3:], np.broadcast_to(quat_conjugate(start[:, 3:]),
+                                                              poses.shape[:-1] + (4,)))
+    delta[..., 3:] = quat_to_rotvec(relative)
+    return delta.reshape(len(poses), -1)
 
 
 def _tool_poses(source, q: np.ndarray, frames: Sequence[str]) -> np.ndarray:
