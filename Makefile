@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench clean unitree
 
 setup: $(STAMP)
 
@@ -35,6 +35,16 @@ bench: setup
 	$(VENV)/bin/hv2r bench
 	$(VENV)/bin/hv2r bench fuzz --steps 1000000
 	$(VENV)/bin/hv2r bench-models
+
+# Optional: the Unitree G1 arm-SDK output (docs/unitree_g1.md). Builds the Cyclone DDS 0.10
+# binding against Debian's C library and installs Unitree's SDK from its source (needs GitHub).
+unitree: setup
+	scripts/apt_install.sh apt-unitree.txt
+	mkdir -p $(VENV)/cyclonedds-home
+	ln -sfn /usr/include $(VENV)/cyclonedds-home/include
+	ln -sfn /usr/bin $(VENV)/cyclonedds-home/bin
+	ln -sfn /usr/lib/$$(gcc -print-multiarch) $(VENV)/cyclonedds-home/lib
+	CYCLONEDDS_HOME=$(abspath $(VENV))/cyclonedds-home $(PY) -m pip install --quiet --no-deps -r requirements-unitree.txt
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis out

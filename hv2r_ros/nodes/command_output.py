@@ -1,5 +1,6 @@
 """command_output: executes validated action chunks in time, runs IK and the final joint guard,
-and publishes the robot's joint commands to its ros2_control controller.
+and sends the robot's joint commands to its ros2_control controller or, for the Unitree G1, to
+the arm SDK channel through Unitree's SDK (extra ``unitree``; docs/unitree_g1.md).
 
 Subscriptions:
     hv2r/action_safe (trajectory_msgs/MultiDOFJointTrajectory with ``action_space: cartesian``:
@@ -8,13 +9,18 @@ Subscriptions:
     hv2r/safety/state (std_msgs/String, latched): anything but ``ACTIVE`` holds; ``ACTIVE``
         after a hold resumes (re-seed from the measured state).
     hv2r/estop (std_msgs/Bool, latched): True holds at once; False alone does not resume.
-    joint_states (sensor_msgs/JointState, sensor QoS): the measured state, mapped by name.
+    joint_states (sensor_msgs/JointState, sensor QoS): the measured state, mapped by name
+        (ros2_control outputs; the arm SDK output reads the robot's ``rt/lowstate`` instead).
 Publications:
     <profile command_interface.topic>: trajectory_msgs/JointTrajectory (one point,
         ``time_from_start`` = one control period, stamped at publication) for a
         ``joint_trajectory_controller``; std_msgs/Float64MultiArray (profile joint order) for a
         ``forward_position_controller``. Reliable depth 1. Nothing before the first valid
         joint state.
+    rt/arm_sdk (``unitree_arm_sdk``; Unitree SDK over Cyclone DDS, not ROS): unitree_hg LowCmd
+        with the profile joints at their motor slots, the blend weight in slot 29 ramped 0 -> 1
+        before the output follows anything (HOLD at the measured state meanwhile) and 1 -> 0
+        on shutdown while braking, and the SDK's CRC.
     diagnostics (diagnostic_msgs/DiagnosticArray, 1 Hz): chunk rate and latency (receipt -
         capture), control-step time, camera-to-command latency (publication - capture), holds.
 Parameters: see ``parameter_table`` (units in names and descriptions).
@@ -28,24 +34,23 @@ import time
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Bool, Float64MultiArray, String
+from std_msgs.msg import Bool, String
 from trajectory_msgs.msg import JointTrajectory, MultiDOFJointTrajectory
 
 from hv2r_ros.core.chunk_executor import STRATEGIES, ChunkExecutor
 from hv2r_ros.core.output_gate import OutputGate
 from hv2r_ros.core.command_chain import CartesianCommandChain
-from hv2r_ros.core.errors import ConfigError
 from hv2r_ros.core.robot_profile import load_robot_profile
 from hv2r_ros.core.safety.joint_guard import JointGuard
 from hv2r_ros.core.stats import StageStats
 from hv2r_ros.core.status import Status
 from hv2r_ros.ros.actions import read_cartesian_chunk, read_joint_chunk
 from hv2r_ros.ros.diagnostics import diagnostic_array, stage_status
+from hv2r_ros.ros.command_outputs import UNITREE_PARAMS, make_output
 from hv2r_ros.ros.spin import run_node
-from hv2r_ros.ros.joints import (
-    JointStateReader, check_controller_joint_order, float64_multi_array, joint_trajectory)
+from hv2r_ros.ros.joints import JointStateReader
 from hv2r_ros.ros.params import ParamSpec, add_validator, declare
-from hv2r_ros.ros.qos import action_qos, command_qos, diagnostics_qos, latched_qos, sensor_qos
+from hv2r_ros.ros.qos import action_qos, diagnostics_qos, latched_qos, sensor_qos
 
 NAME = "command_output"
 ROBOT = ParamSpec("robot", "str", "panda", "Robot profile name or profile YAML path",
@@ -53,8 +58,6 @@ ROBOT = ParamSpec("robot", "str", "panda", "Robot profile name or profile YAML p
 DIAGNOSTICS_PERIOD_S = 1.0
 #: Settable at run time: ChunkExecutor attributes, then OutputGate attributes.
 _LIVE = ("strategy", "ensemble_decay_per_s", "command_timeout_s", "max_state_age_s")
-_COMMAND_TYPES = {"joint_trajectory_controller": JointTrajectory,
-                  "forward_position_controller": Float64MultiArray}
 
 
 def parameter_table(profile) -> tuple[ParamSpec, ...]:
@@ -79,6 +82,7 @@ def parameter_table(profile) -> tuple[ParamSpec, ...]:
                   "Control loop rate [Hz]", min=1.0, max=1000.0, read_only=True),
         ParamSpec("controller_joints", "str[]", [], "The forward position controller's "
                   "'joints' parameter, checked against the profile's joint order at start"),
+        *UNITREE_PARAMS,
     )
 
 
@@ -93,9 +97,6 @@ class CommandOutputNode(Node):
         profile = dataclasses.replace(profile, control_rate_hz=p["control_rate_hz"])
         self.profile, self.period_s = profile, profile.control_period_s
         interface = profile.command_interface
-        if interface.type == "forward_position_controller" and p["controller_joints"]:
-            check_controller_joint_order(profile.joint_names, p["controller_joints"],
-                                         parameter=f"{NAME}.controller_joints")
         self.cartesian = p["action_space"] == "cartesian"
         if self.cartesian:
             self.chain = CartesianCommandChain(profile)
@@ -109,21 +110,16 @@ class CommandOutputNode(Node):
         self.q_measured = None
         self.output_stats, self.step_stats = StageStats(), StageStats()
         self._hold: Status | None = Status.HOLD_NOT_STARTED
-
-        msg_type = _COMMAND_TYPES.get(interface.type)
-        if msg_type is None:
-            raise ConfigError("command_output drives ros2_control controllers only",
-                              file=profile.file, field="command_interface.type",
-                              value=interface.type, choices=list(_COMMAND_TYPES))
-        self.command_pub = self.create_publisher(msg_type, interface.topic, command_qos())
-        self._forward_msg = Float64MultiArray()
+        self.output = make_output(self, profile, self.period_s, p, self._on_measured)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, "diagnostics",
                                                      diagnostics_qos())
         action_type = MultiDOFJointTrajectory if self.cartesian else JointTrajectory
         self.create_subscription(action_type, "hv2r/action_safe", self._on_chunk, action_qos())
         self.create_subscription(String, "hv2r/safety/state", self._on_safety, latched_qos())
         self.create_subscription(Bool, "hv2r/estop", self._on_estop, latched_qos())
-        self.create_subscription(JointState, "joint_states", self._on_joint_state, sensor_qos())
+        if not self.output.measures_state:
+            self.create_subscription(JointState, "joint_states", self._on_joint_state,
+                                     sensor_qos())
         validator = add_validator(self, specs)
         self.add_on_set_parameters_callback(lambda params: self._apply(validator, params))
         self.timer = self.create_timer(self.period_s, self._tick)
@@ -167,10 +163,14 @@ class CommandOutputNode(Node):
     def _on_joint_state(self, msg: JointState) -> None:
         q, _, _ = self.reader.read(msg)
         if q is not None:
-            self.q_measured = q
-            self.gate.state_received()
+            self._on_measured(q)
+
+    def _on_measured(self, q) -> None:
+        self.q_measured = q
+        self.gate.state_received()
 
     def _tick(self) -> None:
+        self.output.poll()  # the arm SDK output reads the robot's state here
         if self.q_measured is None:
             return  # never seeded: nothing reaches the controller
         start = time.monotonic()
@@ -181,6 +181,8 @@ class CommandOutputNode(Node):
         if until_next is not None:
             now += until_next * 1e-9 - self.period_s
         hold, reseed = self.gate.decide(at_rest=not self.guard.velocity.any())
+        if hold is None and not self.output.engaged:
+            hold = Status.HOLD_NOT_STARTED  # the arm SDK blend is still ramping in
         if reseed:  # resume: the first command equals the measured state
             self.chunks.clear()
             self.chain.reset(self.q_measured)
@@ -191,7 +193,7 @@ class CommandOutputNode(Node):
         q_cmd, status = self.chain.step(target, self.q_measured, hold=step_hold)
         if q_cmd is None:
             return
-        self._publish(q_cmd)
+        self.output.send(q_cmd, self.guard.velocity)
         done = time.monotonic()
         source = self.chunks.source_stamp_s if target is not None else None
         self.step_stats.record(done, done - start)
@@ -202,13 +204,20 @@ class CommandOutputNode(Node):
             self.get_logger().info(f"output: {'following' if hold is None else hold.value}")
             self._hold = hold
 
-    def _publish(self, q_cmd) -> None:
-        if self.profile.command_interface.type == "joint_trajectory_controller":
-            msg = joint_trajectory(self.profile.joint_names, q_cmd[None, :], [self.period_s],
-                                   self._now_s())
-        else:
-            msg = float64_multi_array(q_cmd, out=self._forward_msg)
-        self.command_pub.publish(msg)
+    def release_output(self) -> None:
+        """Let go of the robot: brake to rest while the output ramps its authority out (arm
+        SDK: blend weight to 0; blocks up to the ramp time), then close it. Idempotent."""
+        def brake():
+            if self.q_measured is None:
+                return None, None
+            q_cmd, _ = self.chain.step(None, self.q_measured, hold=Status.HOLD_REQUESTED)
+            return q_cmd, self.guard.velocity
+        if hasattr(self, "output"):  # not when construction failed before building it
+            self.output.release(brake)
+
+    def destroy_node(self) -> None:
+        self.release_output()
+        super().destroy_node()
 
     def _publish_diagnostics(self) -> None:
         now = time.monotonic()
@@ -217,7 +226,7 @@ class CommandOutputNode(Node):
         extra = [("step_p50_ms", f"{step.latency_p50_ms:.3f}"),
                  ("step_p99_ms", f"{step.latency_p99_ms:.3f}"), ("hold_reason", hold),
                  ("safety_state", self.gate.safety_state or "none"),
-                 ("strategy", self.chunks.strategy)]
+                 ("strategy", self.chunks.strategy), *self.output.diagnostics()]
         stale = 3.0 * self.period_s
         self.diagnostics_pub.publish(diagnostic_array([
             stage_status(f"{NAME}: chunks", self.chunks.stats.summary(self._now_s()),
@@ -228,8 +237,13 @@ class CommandOutputNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    """Console entry point ``command_output``."""
-    run_node(CommandOutputNode, args)
+    """Console entry point ``command_output``; after Ctrl-C the output is released too."""
+    built = []
+    try:
+        run_node(lambda: built.append(CommandOutputNode()) or built[-1], args)
+    finally:
+        for node in built:
+            node.release_output()
 
 
 if __name__ == "__main__":
