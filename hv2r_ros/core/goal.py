@@ -1,8 +1,9 @@
 """The task goal from a prompt file: a goal image, or the last frame of a human demo video.
 
 The last decodable frame of a demo is its settled end state, which is what the goal-conditioned
-policy is asked to reach. (Keyframes, subgoals and progress tracking over the whole video are a
-separate, later stage; this module only turns one file into one goal embedding.)
+policy is asked to reach. This is the single-image path: one file, one goal embedding. The whole
+video prompt (keyframes, subgoals, progress tracking, the on-disk cache) is ``core.prompt``,
+which reads goal images with ``load_goal_frame`` and whose errors are ``GoalError``s.
 
 ``load_goal_frame`` decodes the file; ``GoalProvider`` embeds the frame with the encoder and
 caches the result by content: the SHA-256 of the prompt file's bytes together with that of the
