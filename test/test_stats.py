@@ -60,3 +60,16 @@ def test_holds_are_counted_by_status_and_events_without_latency_are_allowed():
 def test_capacity_is_validated():
     with pytest.raises(ValueError):
         StageStats(capacity=1)
+
+
+def test_wilson_interval_matches_reference_values():
+    from hv2r_ros.core.stats import wilson_interval
+
+    low, high = wilson_interval(50, 100)
+    assert (round(low, 4), round(high, 4)) == (0.4038, 0.5962)
+    low, high = wilson_interval(0, 10)
+    assert low == 0.0 and round(high, 4) == 0.2775
+    low, high = wilson_interval(10, 10)
+    assert high == pytest.approx(1.0) and round(low, 4) == 0.7225
+    with pytest.raises(ValueError):
+        wilson_interval(3, 0)

@@ -118,3 +118,23 @@ class StageStats:
         else:
             age = 0.0 if now_s is None else max(0.0, float(now_s) - float(last))
         return StageSummary(self.count, rate, p50, p99, self.last_status, age, dict(self.holds))
+
+
+def wilson_interval(successes: int, trials: int, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson score interval of a success rate (95 % for the default ``z``).
+
+    Args:
+        successes: Successful trials.
+        trials: All trials (> 0).
+        z: Standard-normal quantile of the confidence level.
+
+    Returns:
+        ``(low, high)`` in [0, 1].
+    """
+    if trials <= 0 or not 0 <= successes <= trials:
+        raise ValueError(f"need 0 <= successes <= trials and trials > 0, got {successes}/{trials}")
+    p = successes / trials
+    denominator = 1.0 + z * z / trials
+    centre = (p + z * z / (2 * trials)) / denominator
+    half = z * ((p * (1 - p) / trials + z * z / (4 * trials * trials)) ** 0.5) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)

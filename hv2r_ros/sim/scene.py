@@ -44,6 +44,10 @@ class SceneConfig:
         view_fovy_deg: Vertical field of view of the side and front cameras [deg].
         wrist_fovy_deg: Vertical field of view of the wrist camera [deg].
         robot_rgba: Colour of the robot's links.
+        frame_xy_m: ``((x_min, y_min), (x_max, y_max))`` [m] the overhead, side and front
+            cameras frame; None: the robot's workspace box, or the layout's items without a
+            robot. Human demonstrations set it to the robot's workspace box so that their
+            overhead view is the robot's overhead view.
     """
 
     max_triangles: int = 600
@@ -53,6 +57,13 @@ class SceneConfig:
     view_fovy_deg: float = 45.0
     wrist_fovy_deg: float = 70.0
     robot_rgba: tuple[float, float, float, float] = (0.85, 0.85, 0.88, 1.0)
+    frame_xy_m: tuple[tuple[float, float], tuple[float, float]] | None = None
+
+    @classmethod
+    def framing(cls, workspace, **overrides) -> "SceneConfig":
+        """A config whose cameras frame ``workspace``'s table-plane extent (a CartesianLimits)."""
+        box = (tuple(map(float, workspace.box_min[:2])), tuple(map(float, workspace.box_max[:2])))
+        return cls(frame_xy_m=box, **overrides)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,7 +110,9 @@ def _camera(name: str, position: np.ndarray, target: np.ndarray, up_hint: np.nda
 def _workspace_cameras(profile: RobotProfile | None, layout: TaskLayout,
                        config: SceneConfig) -> list[str]:
     """Overhead, side and front cameras framing the layout (and the workspace box)."""
-    if profile is not None:
+    if config.frame_xy_m is not None:
+        lo, hi = (np.asarray(v, dtype=np.float64) for v in config.frame_xy_m)
+    elif profile is not None:
         lo, hi = profile.workspace.box_min[:2], profile.workspace.box_max[:2]
     else:
         points = np.array([o.position_m[:2] for o in layout.objects]
