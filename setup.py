@@ -10,16 +10,19 @@ PACKAGE = "hv2r_ros"
 NODE_EXECUTABLES: dict[str, str] = {
     "camera": "hv2r_ros.nodes.camera:main",
     "command_output": "hv2r_ros.nodes.command_output:main",
+    "expert": "hv2r_ros.nodes.expert:main",
     "policy": "hv2r_ros.nodes.policy:main",
     "prompt": "hv2r_ros.nodes.prompt:main",
     "safety_filter": "hv2r_ros.nodes.safety_filter:main",
+    "sim": "hv2r_ros.nodes.sim:main",
 }
 
 
 def share_files(directory: str) -> list[tuple[str, list[str]]]:
     """data_files entries installing ``directory`` recursively into share/hv2r_ros."""
     entries = []
-    for root, _dirs, files in os.walk(directory):
+    for root, dirs, files in os.walk(directory):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
         paths = [os.path.join(root, name) for name in files if not name.startswith(".")]
         if paths:
             entries.append((os.path.join("share", PACKAGE, root), paths))

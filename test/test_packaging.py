@@ -39,7 +39,12 @@ def test_wheel_installs_config_urdf_and_ament_index_into_share(tmp_path):
         "ament_index/resource_index/packages/hv2r_ros",
         "hv2r_ros/package.xml",
         "hv2r_ros/urdf/ur5e.urdf",
-    ] + [f"hv2r_ros/config/robots/{r}.yaml" for r in ("panda", "ur5e", "xarm7", "so100", "g1")]
+        "hv2r_ros/config/stack.yaml",
+        "hv2r_ros/config/fastdds_shm.xml",
+        "hv2r_ros/launch/bringup.launch.py",
+        "hv2r_ros/launch/sim.launch.py",
+    ] + [f"hv2r_ros/config/{d}/{r}.yaml" for r in ("panda", "ur5e", "xarm7", "so100", "g1")
+         for d in ("robots", "params")]
     for path in expected:
         assert data + path in names, path
     entry_points = zipfile.ZipFile(wheel).read("hv2r_ros-0.1.0.dist-info/entry_points.txt")
@@ -47,3 +52,4 @@ def test_wheel_installs_config_urdf_and_ament_index_into_share(tmp_path):
     for node in (b"safety_filter", b"command_output"):  # one executable per node, named as it
         assert node + b" = hv2r_ros.nodes." + node + b":main" in entry_points
     assert not any(name.startswith("test/") for name in names)
+    assert not any("__pycache__" in name for name in names)

@@ -21,6 +21,11 @@ SUBCOMMANDS = {
     "export": ("hv2r_ros.cli.export", "export an encoder / policy to ONNX with a parity check"),
     "bench-models": ("hv2r_ros.cli.bench_models", "ONNX runtime vs PyTorch eager latency"),
     "check": ("hv2r_ros.cli.check", "validate an ONNX model pair against a robot profile"),
+    "prompt": ("hv2r_ros.cli.prompt", "demo video -> task spec: keyframes, goal, calibration"),
+    "sim": ("hv2r_ros.cli.sim", "simulated tabletop: record datasets, human demo videos, bench"),
+    "train": ("hv2r_ros.cli.train", "train the reference encoder and policy (torch extra)"),
+    "eval": ("hv2r_ros.cli.eval", "closed-loop success rates on held-out human-video prompts"),
+    "run": ("hv2r_ros.cli.run", "run the whole stack in one process (no ros2 launch needed)"),
 }
 
 

@@ -24,6 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="expert targets recorded per observation (default 10)")
     record.add_argument("--image-size", type=int, default=224, help="square image side [px]")
     record.add_argument("--no-human", action="store_true", help="robot episodes only")
+    record.add_argument("--resume", action="store_true",
+                        help="keep the complete episodes already in OUT, record the rest")
     record.add_argument("--human-camera", default="overhead",
                         help="viewpoint of the human videos (overhead, side, front)")
     video = sub.add_parser("demo-video", help="render one human demonstration to MP4")
@@ -46,7 +48,8 @@ def _record(args: argparse.Namespace) -> int:
     config = RecordConfig(episodes=args.episodes, seed=args.seed, record_rate_hz=args.rate_hz,
                           chunk_length=args.chunk_length, image_size=args.image_size,
                           human_videos=not args.no_human, human_camera=args.human_camera)
-    manifest = record_dataset(load_robot_profile(args.robot), args.out, config)
+    manifest = record_dataset(load_robot_profile(args.robot), args.out, config,
+                              resume=args.resume)
     print(f"{len(manifest['episodes'])} episodes in {args.out} ({manifest['wall_s']:.0f} s), "
           f"expert success {manifest['expert_success_rate']:.1%}")
     return 0

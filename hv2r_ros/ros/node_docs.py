@@ -15,7 +15,7 @@ import sys
 from hv2r_ros.ros.params import markdown_table
 
 #: Node modules in data-path order; module name = executable = default node name.
-NODES = ("camera", "prompt", "policy", "safety_filter", "command_output")
+NODES = ("camera", "prompt", "policy", "safety_filter", "command_output", "sim", "expert")
 
 
 def _section(name: str) -> str | None:

@@ -143,13 +143,16 @@ def _layout_json(layout) -> str:
 
 
 def record_dataset(profile: RobotProfile, out_dir: str | Path, config: RecordConfig = RecordConfig(),
-                   *, progress: Callable[[int, int, str], None] | None = None) -> dict:
+                   *, resume: bool = False,
+                   progress: Callable[[int, int, str], None] | None = None) -> dict:
     """Record ``config.episodes`` expert episodes (and human videos) into ``out_dir``.
 
     Args:
         profile: The robot.
         out_dir: Output folder (created; existing episode files are overwritten).
         config: What to record.
+        resume: Keep the episodes already complete in ``out_dir`` (same seeds) and record the
+            rest; the manifest is rewritten after every episode, so an interrupted run resumes.
         progress: Called after each episode with (done, total, one-line summary); default: a
             progress line on stderr.
 
@@ -157,8 +160,6 @@ def record_dataset(profile: RobotProfile, out_dir: str | Path, config: RecordCon
         The manifest (also written to ``out_dir/manifest.json``).
     """
     from hv2r_ros.core.command_chain import CartesianCommandChain
-    from hv2r_ros.sim.expert import run_expert_episode
-    from hv2r_ros.sim.scene import SceneConfig
     from hv2r_ros.sim.task import sample_layout
     from hv2r_ros.sim.world import SimConfig, SimWorld
 
@@ -171,47 +172,90 @@ def record_dataset(profile: RobotProfile, out_dir: str | Path, config: RecordCon
     layouts = [sample_layout(profile.workspace, episode_seed(config.seed, i))
                for i in range(config.episodes)]
     world = SimWorld(profile, SimConfig(), layouts[0])
-    entries = []
+    entries: list[dict] = []
     start = time.monotonic()
     try:
         for i, layout in enumerate(layouts):
-            seed = episode_seed(config.seed, i)
-            bag_path = out / "robot" / f"episode_{i:05d}.mcap"
-            meta = {"seed": seed, "robot": profile.name, "target_object": layout.target_object,
-                    "target_pad": layout.target_pad, "record_rate_hz": config.record_rate_hz,
-                    "chunk_length": config.chunk_length, "layout": _layout_json(layout)}
-            with BagWriter(bag_path, metadata={"episode": meta}) as bag:
-                recorder = _EpisodeRecorder(bag, world, config)
-                world.reset(layout)
-                result = run_expert_episode(world, layout, chain=chain, on_step=recorder)
-                bag.add_metadata("outcome", {
-                    "success": result.success, "reason": result.reason,
-                    "duration_s": f"{result.duration_s:.3f}", "attempts": result.attempts,
-                    "refusals": result.refusals, "frames": recorder.frames})
-            entry = {"index": i, "seed": seed, "bag": str(bag_path.relative_to(out)),
-                     "success": bool(result.success), "duration_s": result.duration_s,
-                     "frames": recorder.frames, "target_object": layout.target_object,
-                     "target_pad": layout.target_pad}
-            if config.human_videos:
-                from hv2r_ros.sim.human_demo import render_human_demo
-                video = out / "human" / f"demo_{i:05d}.mp4"
-                info = render_human_demo(layout, video, camera=config.human_camera,
-                                         size=(config.image_size, config.image_size),
-                                         fps=config.human_fps, seed=seed,
-                                         scene_config=SceneConfig.framing(profile.workspace))
-                entry["human_video"] = str(video.relative_to(out))
-                entry["human_frames"] = info.frame_count
+            entry = _finished_entry(out, i, config) if resume else None
+            if entry is None:
+                entry = _record_episode(out, i, layout, world, chain, profile, config)
             entries.append(entry)
-            progress(i + 1, len(layouts), f"episode {i}: {'success' if result.success else 'FAIL '+result.reason}, "
-                     f"{recorder.frames} frames")
+            _write_manifest(out, profile, config, entries, start)
+            progress(i + 1, len(layouts), f"episode {i}: "
+                     f"{'success' if entry['success'] else 'FAIL'}, {entry['frames']} frames")
     finally:
         world.close()
+    return _write_manifest(out, profile, config, entries, start)
+
+
+def _record_episode(out: Path, i: int, layout, world, chain, profile, config) -> dict:
+    from hv2r_ros.sim.expert import run_expert_episode
+    from hv2r_ros.sim.scene import SceneConfig
+
+    seed = episode_seed(config.seed, i)
+    bag_path = out / "robot" / f"episode_{i:05d}.mcap"
+    meta = {"seed": seed, "robot": profile.name, "target_object": layout.target_object,
+            "target_pad": layout.target_pad, "record_rate_hz": config.record_rate_hz,
+            "chunk_length": config.chunk_length, "layout": _layout_json(layout)}
+    entry = {"index": i, "seed": seed, "bag": str(bag_path.relative_to(out)),
+             "target_object": layout.target_object, "target_pad": layout.target_pad}
+    if config.human_videos:  # first: a bag with its outcome record marks a finished episode
+        from hv2r_ros.sim.human_demo import render_human_demo
+        video = out / "human" / f"demo_{i:05d}.mp4"
+        info = render_human_demo(layout, video, camera=config.human_camera,
+                                 size=(config.image_size, config.image_size),
+                                 fps=config.human_fps, seed=seed,
+                                 scene_config=SceneConfig.framing(profile.workspace))
+        entry["human_video"] = str(video.relative_to(out))
+        entry["human_frames"] = info.frame_count
+    with BagWriter(bag_path, metadata={"episode": meta}) as bag:
+        recorder = _EpisodeRecorder(bag, world, config)
+        world.reset(layout)
+        result = run_expert_episode(world, layout, chain=chain, on_step=recorder)
+        outcome = {"success": result.success, "reason": result.reason,
+                   "duration_s": f"{result.duration_s:.3f}", "attempts": result.attempts,
+                   "refusals": result.refusals, "frames": recorder.frames}
+        bag.add_metadata("outcome", outcome)
+    entry.update(success=bool(result.success), duration_s=result.duration_s,
+                 frames=recorder.frames)
+    return entry
+
+
+def _finished_entry(out: Path, i: int, config: RecordConfig) -> dict | None:
+    """The manifest entry of episode ``i`` when its files are complete, else None."""
+    from hv2r_ros.ros.bag import BagReader
+
+    bag_path = out / "robot" / f"episode_{i:05d}.mcap"
+    video = out / "human" / f"demo_{i:05d}.mp4"
+    if not bag_path.is_file() or (config.human_videos and not video.with_suffix(".json").is_file()):
+        return None
+    try:
+        meta = BagReader(bag_path).metadata()
+    except Exception:  # an interrupted write leaves no summary: record it again
+        return None
+    if "outcome" not in meta or int(meta["episode"]["seed"]) != episode_seed(config.seed, i):
+        return None
+    episode, outcome = meta["episode"], meta["outcome"]
+    entry = {"index": i, "seed": int(episode["seed"]), "bag": str(bag_path.relative_to(out)),
+             "target_object": episode["target_object"], "target_pad": episode["target_pad"],
+             "success": outcome["success"] == "True", "duration_s": float(outcome["duration_s"]),
+             "frames": int(outcome["frames"])}
+    if config.human_videos:
+        entry["human_video"] = str(video.relative_to(out))
+        entry["human_frames"] = len(json.loads(video.with_suffix(".json").read_text())["phases"])
+    return entry
+
+
+def _write_manifest(out: Path, profile, config: RecordConfig, entries: list[dict],
+                    start: float) -> dict:
     manifest = {"robot": profile.name, "format": "hv2r-sim-dataset/1",
                 "config": dataclasses.asdict(config), "camera_topics": CAMERA_TOPICS,
                 "episodes": entries, "wall_s": round(time.monotonic() - start, 1),
                 "expert_success_rate": float(np.mean([e["success"] for e in entries]))
                 if entries else 0.0}
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    tmp = out / "manifest.json.tmp"
+    tmp.write_text(json.dumps(manifest, indent=1))
+    tmp.replace(out / "manifest.json")  # readers never see a half-written manifest
     return manifest
 
 

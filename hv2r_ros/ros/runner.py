@@ -1,0 +1,371 @@
+"""The whole stack in one process, on one MultiThreadedExecutor (`hv2r run`, tests, demos).
+
+``build_stack`` asks ``stack_plan.plan_stack`` for the nodes and their parameter files (the
+plan the launch files start as separate processes), and constructs each node class with
+``--ros-args -r __node:=<name> --params-file ...`` as its own command-line arguments, so rcl
+parses the files exactly as for ``ros2 run`` (``/**`` wildcards, later files winning). A
+parameter set in a file that the node does not declare is an error (a typo would otherwise be
+ignored). Lifecycle nodes with ``enable_autostart`` are configured and activated by ``start``.
+
+``Stack.stop`` ends a run in this order:
+
+1. hold: every active lifecycle node is deactivated (the safety filter publishes
+   ``HOLD requested``), so the command output stops following the policy and brakes to rest
+   within the acceleration limits. Once at rest and the robot has caught up
+   (``HOLD_SETTLE_S``), the output is re-seeded from the measured state and that is its
+   final command: the last command equals the measured state.
+2. stop publishing: every timer of every node is cancelled.
+3. the executor, the nodes and (when the stack created it) the rclpy context shut down.
+
+Transitions and the final command run inside the node's own callback group (a guard
+condition), never beside its callbacks on another thread.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import os
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import rclpy
+import yaml
+from rclpy.context import Context
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
+from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
+
+from hv2r_ros.ros.stack_plan import (
+    OUTPUT_EXECUTABLE, NodePlan, StackError, StackPlan, plan_stack, require_node)
+
+#: Time for the robot to catch up with the stopped command before the measured state becomes
+#: the final command [s] (about ten time constants of a stiff position controller).
+HOLD_SETTLE_S = 0.2
+_BRAKE_MARGIN_S = 1.0  # beyond the slowest joint's braking time from its velocity limit
+_SPIN_POLL_S = 0.1  # how soon the executor thread notices a stop [s]
+
+
+def node_class(executable: str) -> type:
+    """The node class registered for ``executable`` (StackError when not installed)."""
+    module, _, name = require_node(executable).partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _parameter_files(node: NodePlan, directory: Path) -> list[str]:
+    """The node's parameter files; each dict is written to a file in ``directory``."""
+    files = []
+    for i, source in enumerate(node.parameters):
+        if isinstance(source, dict):
+            path = directory / f"{node.name}.{i}.yaml"
+            path.write_text(yaml.safe_dump({"/**": {"ros__parameters": source}}))
+            source = str(path)
+        files.append(source)
+    return files
+
+
+def make_node(node: NodePlan, *, context: Context, namespace: str, directory: Path) -> Node:
+    """Construct ``node`` with its parameter files as the node's ROS arguments.
+
+    Raises:
+        StackError: A file sets a parameter the node does not declare.
+        ConfigError: Whatever the node raises on a bad parameter, profile, model or device.
+    """
+    args = ["--ros-args", "-r", f"__node:={node.name}"]
+    for path in _parameter_files(node, directory):
+        args += ["--params-file", path]
+    instance = node_class(node.executable)(context=context, namespace=namespace, cli_args=args)
+    # rclpy keeps every override the files gave this node (no public accessor); those the node
+    # never declared would be ignored silently.
+    unknown = sorted(name for name in getattr(instance, "_parameter_overrides", {})
+                     if not instance.has_parameter(name))
+    if unknown:
+        instance.destroy_node()
+        raise StackError(f"parameters not declared by node '{node.name}' "
+                         f"({node.executable}): {', '.join(unknown)}; check their spelling "
+                         "(docs/nodes.md lists each node's parameters)",
+                         file=", ".join(p for p in node.parameters if isinstance(p, str)))
+    return instance
+
+
+class Stack:
+    """The nodes of one plan on one executor (build with ``build_stack``).
+
+    Attributes:
+        plan: The ``StackPlan`` the nodes were built from.
+        nodes: Node name -> node, in data-path order.
+        executor: The MultiThreadedExecutor spinning them (``start``).
+        context: The rclpy context of every node.
+        error: An exception that ended the executor's spin (a callback raised), else None.
+    """
+
+    def __init__(self, plan: StackPlan, context: Context, *, own_context: bool,
+                 workdir: Path) -> None:
+        self.plan, self.context = plan, context
+        self.nodes: dict[str, Node] = {}
+        self.executor = MultiThreadedExecutor(num_threads=max(4, os.cpu_count() or 1),
+                                              context=context)
+        self.error: BaseException | None = None
+        self._own_context, self._workdir = own_context, workdir
+        self._thread: threading.Thread | None = None
+        self._activated: list[LifecycleNode] = []
+        self._stopping = threading.Event()
+
+    def add(self, node: Node) -> None:
+        """Add a node to the stack and its executor."""
+        self.nodes[node.get_name()] = node
+        self.executor.add_node(node)
+
+    @property
+    def output_node(self) -> Node | None:
+        """The node that commands the robot (``command_output``), if the stack has one."""
+        return self.nodes.get(OUTPUT_EXECUTABLE)
+
+    def configure(self) -> None:
+        """Configure and activate lifecycle nodes with ``enable_autostart`` (before spinning).
+
+        Raises:
+            StackError: A transition failed (the node logged why).
+        """
+        for name, node in self.nodes.items():
+            if isinstance(node, LifecycleNode) and node.has_parameter("enable_autostart") \
+                    and node.get_parameter("enable_autostart").value:
+                for transition in ("configure", "activate"):
+                    if getattr(node, f"trigger_{transition}")() != \
+                            TransitionCallbackReturn.SUCCESS:
+                        raise StackError(f"node '{name}': {transition} failed (its log says "
+                                         "why)", field=name)
+                self._activated.append(node)
+
+    def start(self) -> None:
+        """Autostart the lifecycle nodes, then spin the executor on a background thread."""
+        self.configure()
+        self._thread = threading.Thread(target=self._spin, name="hv2r-stack", daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        try:
+            while self.context.ok() and not self._stopping.is_set():
+                self.executor.spin_once(timeout_sec=_SPIN_POLL_S)
+        except ExternalShutdownException:
+            pass
+        except BaseException as exc:  # noqa: BLE001 - reported by run_stack, exit non-zero
+            self.error = exc
+
+    @property
+    def running(self) -> bool:
+        """The executor thread is alive."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def call_in(self, node: Node, function: Callable[[], Any], timeout_s: float = 5.0) -> Any:
+        """Run ``function`` once in ``node``'s default callback group (through a guard
+        condition); its result, or what it raised.
+
+        Raises:
+            TimeoutError: It did not run within ``timeout_s`` (executor not spinning).
+        """
+        done, result = threading.Event(), {}
+
+        def once() -> None:
+            # The executor may run a guard condition's callback again before it counts as
+            # taken; the node's (mutually exclusive) group serialises the runs.
+            if done.is_set():
+                return
+            try:
+                result["value"] = function()
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+                result["error"] = exc
+            done.set()
+
+        # Destroyed with the node, after the executor stopped: destroying it here could race
+        # with the executor's wait set.
+        node.create_guard_condition(once, callback_group=node.default_callback_group).trigger()
+        if not done.wait(timeout_s):
+            raise TimeoutError(f"{node.get_name()}: not run within {timeout_s} s")
+        if "error" in result:
+            raise result["error"]
+        return result.get("value")
+
+    def hold(self) -> bool:
+        """Deactivate the lifecycle nodes; once the output is at rest, command the measured
+        state (module docstring, step 1). True when the output held (or never commanded)."""
+        for node in self._activated:
+            self.call_in(node, node.trigger_deactivate)
+        self._activated.clear()
+        output = self.output_node
+        if output is None or output.q_measured is None:
+            return True
+        limits = self.plan.profile.limits
+        deadline = time.monotonic() + float(np.max(limits.velocity_max
+                                                   / limits.acceleration_max)) + _BRAKE_MARGIN_S
+        while time.monotonic() < deadline:
+            holding = output.gate.safety_state != "ACTIVE" or "safety_filter" not in self.nodes
+            if holding and not output.guard.velocity.any():
+                break
+            time.sleep(0.005)
+        else:
+            output.get_logger().error("hold: still moving at the braking deadline")
+            return False
+        time.sleep(HOLD_SETTLE_S)
+        return self.call_in(output, lambda: _command_measured_state(output))
+
+    def stop_publishing(self) -> None:
+        """Cancel every timer of every node (module docstring, step 2)."""
+        for node in self.nodes.values():
+            for timer in list(node.timers):
+                timer.cancel()
+
+    def shutdown(self) -> None:
+        """Stop the executor, destroy the nodes, shut down an own context, remove temp files."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+        # Callbacks already handed to the thread pool end by triggering the executor's guard
+        # condition, which rclpy 9's MultiThreadedExecutor.shutdown destroys without waiting
+        # for them ("cannot use Destroyable"): let them finish first.
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline and not all(
+                task.done() for task in list(getattr(self.executor, "_futures", ()))):
+            time.sleep(0.005)
+        self.executor.shutdown()
+        for node in reversed(list(self.nodes.values())):
+            self.executor.remove_node(node)
+            node.destroy_node()
+        self.nodes.clear()
+        if self._own_context:
+            rclpy.try_shutdown(context=self.context)
+        shutil.rmtree(self._workdir, ignore_errors=True)
+
+    def stop(self) -> bool:
+        """Hold, stop publishing, shut down; True when the hold completed."""
+        try:
+            held = self.hold() if self.running else False
+        finally:
+            self.stop_publishing()
+            self.shutdown()
+        return held
+
+
+def _command_measured_state(output: Node) -> bool:
+    """In the output's callback group: stop its control loop and command the measured state."""
+    output.timer.cancel()
+    q_cmd, _ = output.chain.reset(output.q_measured)
+    if q_cmd is None:
+        return False
+    output.output.send(q_cmd, output.guard.velocity)
+    output.get_logger().info("hold: final command = measured state")
+    return True
+
+
+def shared_memory_segment_bytes(pid: int | None = None) -> int | None:
+    """Size of the largest Fast DDS shared-memory segment process ``pid`` (default: this one)
+    has mapped [bytes]: about 16 MiB with config/fastdds_shm.xml, 0.5 MiB without. None when
+    it maps none (another transport or RMW) or there is no /proc (not Linux)."""
+    sizes = []
+    try:
+        with open(f"/proc/{pid or os.getpid()}/maps", encoding="utf-8") as maps:
+            paths = {line.split()[-1] for line in maps if "/dev/shm/fastdds_" in line}
+    except OSError:
+        return None
+    for path in paths:
+        if not Path(path).name.startswith("fastdds_port"):  # discovery mailboxes, not data
+            try:
+                sizes.append(os.stat(path).st_size)
+            except OSError:
+                pass
+    return max(sizes, default=None)
+
+
+def with_synthetic_inputs(plan: StackPlan, directory: Path, *, set_prompt: bool) -> StackPlan:
+    """``plan`` with its cameras playing generated videos written to ``directory`` (and the
+    prompt a generated goal image when ``set_prompt``)."""
+    from hv2r_ros.ros.synthetic import write_media
+
+    media = write_media(directory, list(plan.cameras))
+    for camera, path in media.videos.items():
+        plan = plan.with_values(f"{camera}_camera", {"source": "file", "path": path})
+    if set_prompt:
+        plan = plan.with_values("prompt", {"prompt_video": media.goal_image})
+    return plan
+
+
+def build_stack(robot: str, *, models: str, sim: bool = False, synthetic: bool = False,
+                prompt_video: str = "", namespace: str = "", output: str = "",
+                extra_params: Sequence[str] = (), context: Context | None = None,
+                use_fastdds_profile: bool = True) -> Stack:
+    """Plan the stack, construct every node, return it ready to ``start``.
+
+    Args:
+        robot, models, sim, prompt_video, namespace, output: As ``plan_stack``.
+        synthetic: Generated camera videos and goal image, and a ``SyntheticRobot`` publishing
+            joint_states (``hv2r_ros.ros.synthetic``) instead of cameras and a robot.
+        extra_params: Extra parameter files (applied last).
+        context: An initialised rclpy context to use (kept open by ``shutdown``); None: a new
+            one, initialised here after the Fast DDS profile variables are set.
+        use_fastdds_profile: Select the shipped Fast DDS profile unless one is set (new
+            context only: Fast DDS reads it when a process creates its first participant).
+
+    Raises:
+        StackError, ConfigError: Anything wrong with the arguments, files, models or devices;
+            nodes already built are destroyed first.
+    """
+    if sim and synthetic:
+        raise StackError("choose one source of camera images and joint states: the simulated "
+                         "robot (--sim) or synthetic inputs (--synthetic)", field="synthetic")
+    plan = plan_stack(robot, models=models, sim=sim, prompt_video=prompt_video,
+                      namespace=namespace, output=output, params_files=extra_params,
+                      use_fastdds_profile=use_fastdds_profile and context is None)
+    workdir = Path(tempfile.mkdtemp(prefix="hv2r-run-"))
+    try:
+        if synthetic:
+            plan = with_synthetic_inputs(plan, workdir / "media", set_prompt=not prompt_video)
+        own_context = context is None
+        if own_context:
+            os.environ.update(plan.environment)
+            context = Context()
+            rclpy.init(args=[], context=context,
+                       signal_handler_options=SignalHandlerOptions.NO)
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+    stack = Stack(plan, context, own_context=own_context, workdir=workdir)
+    try:
+        for node in plan.nodes:
+            stack.add(make_node(node, context=context, namespace=namespace, directory=workdir))
+        if synthetic:
+            from hv2r_ros.ros.synthetic import SyntheticRobot
+
+            stack.add(SyntheticRobot(plan.profile, context=context, namespace=namespace))
+    except BaseException:
+        stack.shutdown()
+        raise
+    return stack
+
+
+@dataclasses.dataclass
+class RunResult:
+    """How a run ended: ``held`` (the hold completed), ``error`` (a callback raised)."""
+
+    held: bool
+    error: BaseException | None
+
+
+def run_stack(stack: Stack, stop: threading.Event, duration_s: float | None = None) -> RunResult:
+    """Start ``stack``, run until ``stop`` is set, ``duration_s`` passed or a callback raised,
+    then ``Stack.stop``."""
+    try:
+        stack.start()
+        deadline = None if duration_s is None else time.monotonic() + duration_s
+        while stack.running and not stop.wait(0.1):
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+    finally:
+        held = stack.stop()
+    return RunResult(held, stack.error)
+

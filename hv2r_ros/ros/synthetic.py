@@ -1,0 +1,144 @@
+"""Synthetic inputs for running the whole stack without cameras or a robot (`hv2r run
+--synthetic`): generated camera videos and goal image, and a robot that follows the commands.
+
+``write_media`` writes one short looping video per camera (a textured background whose
+brightness swings over the loop, with a moving square, different per camera) and a goal
+image; the camera nodes play them as ``source: file`` and the prompt node embeds the goal.
+``SyntheticRobot`` closes the loop: it subscribes to the robot's controller topic
+(``JointTrajectory`` for a joint trajectory controller, ``Float64MultiArray`` for a forward
+position controller), follows the commanded positions with the first-order lag of a stiff
+position controller (``hv2r_ros.sim.kinematic.KinematicRobot``) and publishes ``joint_states``
+at the control rate, starting at the profile's home pose. It has no dynamics, cameras or
+contacts: it exercises the graph, not a task.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+from rclpy.node import Node
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray
+from trajectory_msgs.msg import JointTrajectory
+
+from hv2r_ros.core.errors import ConfigError
+from hv2r_ros.ros import qos
+from hv2r_ros.ros.joints import float64_array
+from hv2r_ros.sim.kinematic import KinematicRobot
+
+VIDEO_SIZE_PX = (160, 120)   # (width, height): small, the encoders resize anyway
+VIDEO_FPS_HZ = 30.0
+VIDEO_FRAMES = 60            # 2 s, looped by the camera node
+TRACKING_TIME_CONSTANT_S = 0.02
+
+
+@dataclasses.dataclass(frozen=True)
+class SyntheticMedia:
+    """Files written by ``write_media``: camera name -> video, and the goal image."""
+
+    videos: dict[str, str]
+    goal_image: str
+
+
+def _frame(index: int, seed: int, background: np.ndarray) -> np.ndarray:
+    """One BGR frame: ``background``, its brightness swinging over the loop, with a square
+    moving along a circle. The brightness changes what an encoder sees as a whole (a square
+    moving inside the image barely moves a pooled embedding), so the policy's input changes."""
+    width, height = VIDEO_SIZE_PX
+    angle = 2.0 * np.pi * index / VIDEO_FRAMES + seed
+    frame = np.clip(background * (1.0 + 0.6 * np.sin(angle)), 0, 255).astype(np.uint8)
+    cx = int(width / 2 + 0.3 * width * np.cos(angle))
+    cy = int(height / 2 + 0.3 * height * np.sin(angle))
+    colour = tuple(int(c) for c in np.random.default_rng(seed).integers(64, 256, 3))
+    cv2.rectangle(frame, (cx - 12, cy - 12), (cx + 12, cy + 12), colour, thickness=-1)
+    return frame
+
+
+def write_media(directory: str | Path, cameras: Sequence[str]) -> SyntheticMedia:
+    """Write ``<camera>.mp4`` per camera and ``goal.png`` into ``directory``.
+
+    Raises:
+        ConfigError: OpenCV cannot write an mp4 here (no video encoder).
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    width, height = VIDEO_SIZE_PX
+    videos = {}
+    for seed, camera in enumerate(cameras):
+        background = np.random.default_rng(100 + seed).integers(
+            32, 160, (height, width, 3)).astype(np.float64)
+        path = directory / f"{camera}.mp4"
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), VIDEO_FPS_HZ,
+                                 (width, height))
+        if not writer.isOpened():
+            raise ConfigError("OpenCV cannot write mp4 video (no mp4v encoder in this build)",
+                              file=str(path))
+        for index in range(VIDEO_FRAMES):
+            writer.write(_frame(index, seed, background))
+        writer.release()
+        videos[camera] = str(path)
+    goal = directory / "goal.png"
+    background = np.full((height, width, 3), 96.0)
+    cv2.imwrite(str(goal), _frame(VIDEO_FRAMES // 4, len(cameras), background))
+    return SyntheticMedia(videos, str(goal))
+
+
+class SyntheticRobot(Node):
+    """A position-controlled robot that follows the stack's commands; publishes joint_states.
+
+    Args:
+        profile: The robot profile (joints, limits, home pose, command interface, rate).
+        time_constant_s: Tracking lag of the joints [s].
+        **kwargs: ``rclpy.node.Node`` keyword arguments (context, namespace).
+
+    Raises:
+        ConfigError: The profile's command interface is not a ros2_control controller.
+    """
+
+    def __init__(self, profile, *, time_constant_s: float = TRACKING_TIME_CONSTANT_S,
+                 **kwargs) -> None:
+        super().__init__("synthetic_robot", **kwargs)
+        self.names = list(profile.joint_names)
+        self.index = {name: i for i, name in enumerate(self.names)}
+        limits = profile.limits
+        self.robot = KinematicRobot(profile.home, limits.position_min, limits.position_max,
+                                    time_constant_s=time_constant_s)
+        self.target = np.array(profile.home, dtype=np.float64)
+        self.period_s = profile.control_period_s
+        interface = profile.command_interface
+        if interface.type == "joint_trajectory_controller":
+            self.create_subscription(JointTrajectory, interface.topic, self._on_trajectory,
+                                     qos.command_qos())
+        elif interface.type == "forward_position_controller":
+            self.create_subscription(Float64MultiArray, interface.topic, self._on_forward,
+                                     qos.command_qos())
+        else:
+            raise ConfigError("the synthetic robot follows ros2_control controller commands "
+                              "only", file=str(profile.file), field="command_interface.type",
+                              value=interface.type,
+                              choices=["joint_trajectory_controller",
+                                       "forward_position_controller"])
+        self.publisher = self.create_publisher(JointState, "joint_states", qos.sensor_qos())
+        self.msg = JointState(name=self.names)
+        self.timer = self.create_timer(self.period_s, self._tick)
+
+    def _on_trajectory(self, msg: JointTrajectory) -> None:
+        if msg.points and len(msg.points[-1].positions) == len(msg.joint_names):
+            for name, value in zip(msg.joint_names, msg.points[-1].positions):
+                if name in self.index and np.isfinite(value):
+                    self.target[self.index[name]] = value
+
+    def _on_forward(self, msg: Float64MultiArray) -> None:
+        values = np.asarray(msg.data, dtype=np.float64)
+        if values.shape == self.target.shape and np.isfinite(values).all():
+            self.target[:] = values
+
+    def _tick(self) -> None:
+        q = self.robot.command(self.target, self.period_s)
+        self.msg.header.stamp = self.get_clock().now().to_msg()
+        self.msg.position = float64_array(q)
+        self.publisher.publish(self.msg)
