@@ -133,3 +133,13 @@ def test_bc_data_rejects_non_finite_and_mismatched_samples():
     with pytest.raises(ConfigError, match="counts differ"):
         BCData(data.camera_embeddings[:1], data.goal_embeddings, data.proprio, data.actions,
                data.episode)
+
+
+def test_task_end_keeps_one_second_after_the_last_release():
+    from hv2r_ros.learning.training_data import task_end
+
+    actions = np.zeros((60, 4, 7))
+    actions[10:30, 0, 6] = 1.0  # closed from 1 s to 3 s at 10 Hz
+    assert task_end(actions, 10.0, 1.0) == 40
+    assert task_end(actions, 10.0, 10.0) == 60
+    assert task_end(np.zeros((5, 4, 7)), 10.0) == 5  # never closed: keep everything

@@ -135,7 +135,8 @@ def train_policy(model: nn.Module, data: BCData, config: BCConfig = BCConfig(), 
 
     Returns:
         ``(stats, history)``: the normalisation statistics (for the export metadata) and one
-        dict per epoch (epoch, train_loss, validation_loss, seconds).
+        dict per epoch (epoch, train_loss, validation_loss, seconds). With a validation split
+        the model ends with the weights of its best validation epoch (early stopping).
     """
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
     torch.manual_seed(config.seed)
@@ -158,6 +159,7 @@ def train_policy(model: nn.Module, data: BCData, config: BCConfig = BCConfig(), 
     gen = torch.Generator().manual_seed(config.seed)
     history: list[dict[str, float]] = []
     start = time.monotonic()
+    best_loss, best_state = float("inf"), None
     for epoch in range(1, config.epochs + 1):
         model.train()
         order = torch.randperm(len(actions), generator=gen)
@@ -183,6 +185,13 @@ def train_policy(model: nn.Module, data: BCData, config: BCConfig = BCConfig(), 
         record = {"epoch": epoch, "train_loss": total / len(actions),
                   "validation_loss": val_loss, "seconds": time.monotonic() - start}
         history.append(record)
+        if val_tensors is not None and val_loss < best_loss:
+            best_loss = val_loss
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         log(f"policy epoch {epoch}/{config.epochs}  train {record['train_loss']:.4f}  "
             f"validation {val_loss:.4f}  {record['seconds']:.0f}s")
+    if best_state is not None:  # early stopping: the weights of the best validation epoch
+        model.load_state_dict(best_state)
+        log(f"kept epoch {min(history, key=lambda r: r['validation_loss'])['epoch']} "
+            f"(validation {best_loss:.4f})")
     return stats, history

@@ -74,9 +74,27 @@ def pretraining_videos(roots: list[str | Path], spec: EncoderSpec, profile, *,
     return videos
 
 
+def task_end(actions: np.ndarray, rate_hz: float, after_release_s: float = 1.0) -> int:
+    """Observations of an episode to learn from: up to ``after_release_s`` past the last release.
+
+    The expert then returns home and waits; at home the scene before the task and the scene
+    after it look alike to the arm, and those idle frames would teach "stay at home" for the
+    start as well.
+
+    Args:
+        actions: (T, H, A) chunks whose last column is the gripper command (1 closed).
+        rate_hz: Observation rate [Hz].
+        after_release_s: Time kept after the gripper's last opening [s].
+    """
+    closed = np.flatnonzero(actions[:, 0, -1] >= 0.5)
+    if not len(closed):
+        return len(actions)
+    return min(len(actions), int(closed[-1]) + 1 + int(round(after_release_s * rate_hz)))
+
+
 def bc_samples(roots: list[str | Path], encoder, profile, *, goal_source: str = "robot",
-               only_successes: bool = True, log: Callable[[str], None] | None = None
-               ) -> BCData:
+               only_successes: bool = True, after_release_s: float | None = 1.0,
+               log: Callable[[str], None] | None = None) -> BCData:
     """Behaviour-cloning samples from recorded robot episodes, embedded by ``encoder``.
 
     Args:
@@ -85,6 +103,8 @@ def bc_samples(roots: list[str | Path], encoder, profile, *, goal_source: str = 
         profile: The robot profile (camera order = the policy's: ``profile.cameras``).
         goal_source: ``robot``, ``human`` or ``both`` (module docstring).
         only_successes: Skip episodes the expert failed.
+        after_release_s: Keep observations up to this long after the last release
+            (``task_end``); None keeps whole episodes (the return home included).
         log: Progress lines (default stderr).
     """
     if goal_source not in GOAL_SOURCES:
@@ -103,8 +123,11 @@ def bc_samples(roots: list[str | Path], encoder, profile, *, goal_source: str = 
             episode = load_episode(root / entry["bag"], manifest["camera_topics"],
                                    profile.end_effector_frames, profile.joint_names)
             count = len(episode)
+            if after_release_s is not None:
+                count = task_end(episode.actions, float(manifest["config"]["record_rate_hz"]),
+                                 after_release_s)
             embedded = {c: _embed(encoder, episode.images[c]) for c in cameras}
-            cams = np.stack([embedded[c] for c in cameras], axis=1)       # (T, C, D)
+            cams = np.stack([embedded[c][:count] for c in cameras], axis=1)  # (T, C, D)
             goals = []
             if goal_source in ("robot", "both"):
                 goals.append(embedded["overhead"][-1])
@@ -116,8 +139,8 @@ def bc_samples(roots: list[str | Path], encoder, profile, *, goal_source: str = 
             for goal in goals:
                 parts["cams"].append(cams)
                 parts["goal"].append(np.repeat(goal[None], count, axis=0))
-                parts["q"].append(episode.q)
-                parts["act"].append(episode.actions)
+                parts["q"].append(episode.q[:count])
+                parts["act"].append(episode.actions[:count])
                 parts["ep"].append(np.full(count, episode_index))
             episode_index += 1
             if (i + 1) % 20 == 0 or i + 1 == len(entries):

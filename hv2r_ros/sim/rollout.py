@@ -35,12 +35,16 @@ class RolloutConfig:
         success_hold_s: Success must hold this long to end the episode early [s].
         image_size: Square camera image side [px] (rendered, then the encoder's preprocessing).
         strategy: Chunk execution strategy (``receding_horizon`` or ``temporal_ensembling``).
+        rows_per_inference: Chunk rows executed before the next inference (action chunking:
+            re-planning after every row lets a policy that starts from rest, where the
+            demonstrations' first rows are near zero, stall at its own fixed point).
     """
 
     max_duration_s: float = 30.0
     success_hold_s: float = 0.5
     image_size: int = 224
     strategy: str = "receding_horizon"
+    rows_per_inference: int = 5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,7 +92,7 @@ def run_policy_episode(world, models, goal: np.ndarray, layout=None, *, chain=No
     chain = chain or CartesianCommandChain(profile)
     spec = models.policy.spec
     dt = chain.period_s
-    every = max(1, round(1.0 / (spec.control_rate_hz * dt)))
+    every = max(1, round(config.rows_per_inference / (spec.control_rate_hz * dt)))
     poses = ChunkExecutor(config.strategy)
     gripper = ChunkExecutor(config.strategy)
     chain.reset(world.q)

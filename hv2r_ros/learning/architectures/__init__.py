@@ -99,9 +99,9 @@ def _vit(layer_scale: float | None) -> Callable[[int, int | None], nn.Module]:
 ENCODERS: dict[str, EncoderArch] = {arch.name: arch for arch in (
     EncoderArch("reference", lambda size, d: resnet18(64, d or 256), 224,
                 "", "the project's encoder: ResNet-18 trunk + linear projection, D=256"),
-    EncoderArch("reference-small", lambda size, d: resnet18(32, d), 112, "",
-                "the project's CPU-trainable encoder: ResNet-18 at half width, 112 px, D=256",
-                resize="resize"),
+    EncoderArch("reference-small", lambda size, d: resnet18(32, d or 256, spatial_grid=4), 112,
+                "", "the project's CPU-trainable encoder: ResNet-18 at half width, 112 px, "
+                "4x4 spatial map projected to D=256", resize="resize"),
     EncoderArch("resnet18", lambda size, d: resnet18(64, d), 224, "ImageNet-1k",
                 "torchvision ResNet-18, fc removed, D=512"),
     EncoderArch("resnet50", lambda size, d: resnet50(64, d), 224, "ImageNet-1k",

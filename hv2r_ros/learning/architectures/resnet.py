@@ -78,12 +78,16 @@ class ResNet(nn.Module):
         embedding_size: When given and different from the pooled feature size, a linear ``proj``
             maps the pooled feature to this size; otherwise D is the pooled feature size
             (512 x width/64 for ResNet-18, 2048 x width/64 for ResNet-50).
+        spatial_grid: Pool the last feature map to a g x g grid and flatten it (a spatial
+            embedding, with ``embedding_size`` as its projection) instead of the global
+            average; the input side must make the map divisible (112 px -> 4 x 4, g = 2 or 4).
 
     Input: ``images`` float32 (B, 3, H, W), already normalised; H, W >= 32.
     """
 
     def __init__(self, block: type[BasicBlock] | type[Bottleneck], layers: tuple[int, ...],
-                 width: int = 64, embedding_size: int | None = None) -> None:
+                 width: int = 64, embedding_size: int | None = None,
+                 spatial_grid: int | None = None) -> None:
         super().__init__()
         self._in_ch = width
         self.conv1 = nn.Conv2d(3, width, 7, stride=2, padding=3, bias=False)
@@ -94,8 +98,11 @@ class ResNet(nn.Module):
         self.layer2 = self._stage(block, width * 2, layers[1], 2)
         self.layer3 = self._stage(block, width * 4, layers[2], 2)
         self.layer4 = self._stage(block, width * 8, layers[3], 2)
-        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.feature_size = width * 8 * block.expansion
+        # spatial_grid g keeps a g x g map (flattened) instead of the global average: where
+        # things are survives, which the global pool of the torchvision layout throws away.
+        grid = spatial_grid or 1
+        self.avgpool = nn.AdaptiveAvgPool2d((grid, grid))
+        self.feature_size = width * 8 * block.expansion * grid * grid
         self.proj = None
         if embedding_size is not None and embedding_size != self.feature_size:
             self.proj = nn.Linear(self.feature_size, embedding_size)
@@ -122,9 +129,10 @@ class ResNet(nn.Module):
         return x if self.proj is None else self.proj(x)
 
 
-def resnet18(width: int = 64, embedding_size: int | None = None) -> ResNet:
+def resnet18(width: int = 64, embedding_size: int | None = None,
+             spatial_grid: int | None = None) -> ResNet:
     """ResNet-18 trunk; D = 512 x width/64 unless ``embedding_size`` adds a projection."""
-    return ResNet(BasicBlock, (2, 2, 2, 2), width, embedding_size)
+    return ResNet(BasicBlock, (2, 2, 2, 2), width, embedding_size, spatial_grid)
 
 
 def resnet50(width: int = 64, embedding_size: int | None = None) -> ResNet:
