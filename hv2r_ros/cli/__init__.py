@@ -22,6 +22,7 @@ SUBCOMMANDS = {
     "bench-models": ("hv2r_ros.cli.bench_models", "ONNX runtime vs PyTorch eager latency"),
     "check": ("hv2r_ros.cli.check", "validate an ONNX model pair against a robot profile"),
     "prompt": ("hv2r_ros.cli.prompt", "demo video -> task spec: keyframes, goal, calibration"),
+    "prompt-eval": ("hv2r_ros.cli.prompt_eval", "score the prompt stage on rendered demos"),
     "sim": ("hv2r_ros.cli.sim", "simulated tabletop: record datasets, human demo videos, bench"),
     "train": ("hv2r_ros.cli.train", "train the reference encoder and policy (torch extra)"),
     "eval": ("hv2r_ros.cli.eval", "closed-loop success rates on held-out human-video prompts"),

@@ -12,8 +12,9 @@ Subscriptions:
     joint_states (sensor_msgs/JointState, sensor QoS): the measured state, mapped by name
         (ros2_control outputs; the arm SDK output reads the robot's ``rt/lowstate`` instead).
 Publications:
-    <profile command_interface.topic>: trajectory_msgs/JointTrajectory (one point,
-        ``time_from_start`` = one control period, stamped at publication) for a
+    <profile command_interface.topic>: trajectory_msgs/JointTrajectory (the command at
+        ``time_from_start`` = one control period, held to two so that a late delivery is not
+        dropped as already ended; stamped at publication) for a
         ``joint_trajectory_controller``; std_msgs/Float64MultiArray (profile joint order) for a
         ``forward_position_controller``. Reliable depth 1. Nothing before the first valid
         joint state.

@@ -71,7 +71,12 @@ class Ros2ControlOutput:
         """Publish one command [rad or m], shape (n,), profile order."""
         if self.trajectory:
             now_s = self.node.get_clock().now().nanoseconds * 1e-9
-            msg = joint_trajectory(self.joint_names, q_cmd[None, :], [self.period_s], now_s)
+            # The command is due one period after its stamp; a second point holds it one more
+            # period, so a message delivered up to a period late has not "already ended" when it
+            # arrives (a JointTrajectoryController drops such a trajectory) and the robot still
+            # goes to exactly the guarded command.
+            msg = joint_trajectory(self.joint_names, np.stack([q_cmd, q_cmd]),
+                                   [self.period_s, 2.0 * self.period_s], now_s)
         else:
             msg = float64_multi_array(q_cmd, out=self._forward_msg)
         self.publisher.publish(msg)
