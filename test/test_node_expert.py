@@ -3,8 +3,8 @@
 ``ClosedLoopExpert`` is first run against a ``SimWorld`` in simulated time, with what the stack
 does in between played by its core objects: chunks arrive two control periods late, the
 ``ChunkExecutor`` executes the newest in time and the ``CartesianCommandChain`` turns its
-targets into joint commands. Then the real thing in one process on a
-MultiThreadedExecutor: sim -> joint_states -> expert -> hv2r/action -> safety_filter ->
+targets into joint commands. Then the real thing in one process, one executor per node:
+sim -> joint_states -> expert -> hv2r/action -> safety_filter ->
 hv2r/action_safe -> command_output -> JointTrajectory -> sim, with the gripper on hv2r/gripper,
 all on the Panda profile, until sim/ground_truth reports success.
 """
@@ -16,7 +16,7 @@ import time
 import numpy as np
 import pytest
 import rclpy
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from std_msgs.msg import String
@@ -174,17 +174,22 @@ def test_the_expert_completes_the_task_through_the_real_command_path():
                               commands.append, qos.command_qos())
     safety.trigger_configure()
     safety.trigger_activate()
-    executor = MultiThreadedExecutor(num_threads=4, context=context)
+    # One single-threaded executor per node, each on its own thread: rclpy rebuilds an
+    # executor's whole wait set on every spin, and one executor over five nodes spent most of
+    # this 2-core machine's time doing that (joint_states fell to a few Hz).
+    executors = []
     for node in (*nodes, probe):
-        executor.add_node(node)
+        executors.append(SingleThreadedExecutor(context=context))
+        executors[-1].add_node(node)
     stop = threading.Event()
 
-    def spin():
+    def spin(executor):
         while not stop.is_set():
             executor.spin_once(timeout_sec=0.05)
 
-    thread = threading.Thread(target=spin, daemon=True)
-    thread.start()
+    threads = [threading.Thread(target=spin, args=(e,), daemon=True) for e in executors]
+    for thread in threads:
+        thread.start()
     started = time.monotonic()
     try:
         ros_testing.wait_for(lambda: truths and truths[-1]["success"], E2E_BUDGET_S,
@@ -192,11 +197,13 @@ def test_the_expert_completes_the_task_through_the_real_command_path():
     finally:
         elapsed = time.monotonic() - started
         stop.set()
-        thread.join(timeout=5.0)
-        stalled = thread.is_alive()
+        for thread in threads:
+            thread.join(timeout=5.0)
+        stalled = any(thread.is_alive() for thread in threads)
         for node in (*nodes, probe):
             node.destroy_node()
-        executor.shutdown()
+        for executor in executors:
+            executor.shutdown()
         rclpy.shutdown(context=context)
         print(f"\nbuild {started - built:.1f} s, success after {elapsed:.1f} s wall "
               f"(sim time {truths[-1]['time_s'] if truths else float('nan'):.1f} s); "
@@ -208,8 +215,8 @@ def test_the_expert_completes_the_task_through_the_real_command_path():
     assert not stalled
     refusals = sim.commands.refusals
     assert expert.expert.attempts == 1 and set(refusals) <= {"late"}, refusals
-    # command_output stamps each command at publication with its point one period ahead: one
-    # delivered later than that has ended, and a JointTrajectoryController refuses it too.
+    # command_output holds each command a second period, so only a delivery later than two
+    # periods has ended (a JointTrajectoryController refuses it too).
     assert refusals["late"] <= 0.1 * sim.commands.accepted, refusals
     assert sim.world.refusals == 0 and truths[-1]["grasped"] is None
     # Every chunk the expert sent is what a policy sends, stamped with a joint-state time.
