@@ -40,14 +40,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="JSON results file")
 
 
-def _prompt_goal(layout, camera: str, encoder, workspace, seed: int, folder) -> "np.ndarray":
-    from hv2r_ros.core.prompt.build import build_task_spec
+def _render_demo(layout, camera: str, workspace, seed: int, folder):
+    """Render the human demonstration of ``layout`` from ``camera``; returns the MP4 path."""
     from hv2r_ros.sim.human_demo import render_human_demo
     from hv2r_ros.sim.scene import SceneConfig
 
     video = folder / f"demo_{seed}_{camera}.mp4"
     render_human_demo(layout, video, camera=camera, size=(224, 224), fps=10.0, seed=seed,
                       scene_config=SceneConfig.framing(workspace))
+    return video
+
+
+def _goal(video, encoder):
+    """The goal embedding of a demo video's task spec (its last settled state)."""
+    from hv2r_ros.core.prompt.build import build_task_spec
+
     spec, _ = build_task_spec(video, encoder)
     return spec.subgoal_embeddings[-1]
 
@@ -92,10 +99,8 @@ def run(args: argparse.Namespace) -> int:
         folder = Path(tmp)
         for i, layout in enumerate(layouts):
             seed = args.seed + i
-            goals: dict[str, object] = {}
-            for key, pair in models.items():
-                goals[key] = _prompt_goal(layout, "overhead", pair.encoder, profile.workspace,
-                                          seed, folder / key)
+            demo = _render_demo(layout, "overhead", profile.workspace, seed, folder)
+            goals = {key: _goal(demo, pair.encoder) for key, pair in models.items()}
             for row in rows:
                 pair = models["main"]
                 if row == "human":
@@ -107,11 +112,11 @@ def run(args: argparse.Namespace) -> int:
                                              for k in range(100))
                                  if (o.target_object, o.target_pad)
                                  != (layout.target_object, layout.target_pad))
-                    goal = _prompt_goal(other, "overhead", pair.encoder, profile.workspace,
-                                        seed + 10**6, folder)
+                    goal = _goal(_render_demo(other, "overhead", profile.workspace,
+                                              seed + 10**6, folder), pair.encoder)
                 elif row == "viewpoint_gap":
-                    goal = _prompt_goal(layout, "side", pair.encoder, profile.workspace, seed,
-                                        folder)
+                    goal = _goal(_render_demo(layout, "side", profile.workspace, seed, folder),
+                                 pair.encoder)
                 else:  # robot_video: the expert's own last frame of this layout
                     run_expert_episode(world, layout, chain=chain)
                     goal = pair.encoder.embed([world.render("overhead", 224, 224)])[0]
@@ -137,6 +142,7 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps({"table": table, "episodes": results,
-                                              "args": vars(args) | {"_run": None}},
+                                              "args": {k: v for k, v in vars(args).items()
+                                                       if not k.startswith("_")}},
                                              indent=1, default=str))
     return 0

@@ -20,6 +20,7 @@ from hv2r_ros.core.observation import poses_to_ee_delta
 from hv2r_ros.ros.actions import read_cartesian_chunk, read_gripper_chunk
 from hv2r_ros.ros.bag import BagReader
 from hv2r_ros.ros.stamps import to_nanoseconds
+from hv2r_ros.sim.video_io import read_mp4
 
 __all__ = ["Episode", "load_episode", "load_human_video", "read_manifest"]
 
@@ -110,20 +111,9 @@ def load_episode(path: str | Path, camera_topics: dict[str, str], frames: tuple[
                    success=outcome.get("success") == "True", meta=meta.get("episode", {}))
 
 
-def load_human_video(path: str | Path, max_frames: int = 10_000) -> np.ndarray:
+def load_human_video(path: str | Path) -> np.ndarray:
     """All frames of a demo video, uint8 (T, H, W, 3) RGB."""
-    capture = cv2.VideoCapture(str(path))
-    if not capture.isOpened():
-        raise ConfigError("cannot open the video", file=str(path))
-    frames = []
     try:
-        while len(frames) < max_frames:
-            ok, frame = capture.read()
-            if not ok:
-                break
-            frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-    finally:
-        capture.release()
-    if not frames:
-        raise ConfigError("the video has no readable frames", file=str(path))
-    return np.stack(frames)
+        return read_mp4(path)[0]
+    except OSError as exc:
+        raise ConfigError(str(exc).removeprefix(f"{Path(path)}: "), file=str(path)) from exc

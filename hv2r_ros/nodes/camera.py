@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import time
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
@@ -31,7 +30,6 @@ from sensor_msgs.msg import CameraInfo, Image
 from hv2r_ros.core.camera_sources import (
     Intrinsics, ReadStatus, V4L2Source, VideoFileSource)
 from hv2r_ros.core.realsense_source import RealSenseSource
-from hv2r_ros.core.errors import ConfigError
 from hv2r_ros.core.stats import StageStats
 from hv2r_ros.ros.diagnostics import diagnostic_array, stage_status
 from hv2r_ros.ros.image import array_to_image
@@ -160,17 +158,9 @@ class CameraNode(Node):
         super().destroy_node()
 
 
-def _make_node() -> CameraNode:
-    try:
-        return CameraNode()
-    except ConfigError as exc:  # names the file, device or parameter: no traceback needed
-        rclpy.logging.get_logger(NAME).fatal(str(exc))
-        raise SystemExit(1) from exc
-
-
 def main(args: list[str] | None = None) -> None:
     """Console entry point ``camera``; exits 1 when the source cannot be opened."""
-    run_node(_make_node, args)
+    run_node(CameraNode, args, name=NAME)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import time
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
@@ -160,17 +159,9 @@ class ExpertNode(Node):
         self.diag_pub.publish(diagnostic_array([status], self.get_clock().now().to_msg()))
 
 
-def _make_node() -> ExpertNode:
-    try:
-        return ExpertNode()
-    except ConfigError as exc:  # names the file and field: no traceback needed
-        rclpy.logging.get_logger(NAME).fatal(str(exc))
-        raise SystemExit(1) from exc
-
-
 def main(args: list[str] | None = None) -> None:
     """Console entry point ``expert``; exits 1 on a profile it cannot drive."""
-    run_node(_make_node, args)
+    run_node(ExpertNode, args, name=NAME)
 
 
 if __name__ == "__main__":

@@ -48,7 +48,7 @@ from hv2r_ros.ros.image import image_to_array, to_rgb
 from hv2r_ros.ros.joints import JointStateReader
 from hv2r_ros.ros.params import ParamSpec, add_validator, declare
 from hv2r_ros.ros.stamps import to_seconds
-from hv2r_ros.ros.spin import run_node
+from hv2r_ros.ros.spin import run_node, wire_or_destroy
 
 PARAMS = (
     ParamSpec("robot", "str", "panda", "Robot profile name or YAML path", read_only=True),
@@ -90,11 +90,7 @@ class PolicyNode(Node):
 
     def __init__(self, node_name: str = "policy", **kwargs) -> None:
         super().__init__(node_name, **kwargs)
-        try:
-            self._wire()
-        except Exception:
-            self.destroy_node()  # nothing half-built stays registered with the context
-            raise
+        wire_or_destroy(self, self._wire)
 
     def _wire(self) -> None:
         p = self.params = declare(self, PARAMS)

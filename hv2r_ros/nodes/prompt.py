@@ -50,7 +50,7 @@ from hv2r_ros.core.prompt.spec import default_cache_dir
 from hv2r_ros.ros import qos
 from hv2r_ros.ros.image import array_to_image, image_to_array, to_rgb
 from hv2r_ros.ros.params import ParamSpec, add_validator, declare
-from hv2r_ros.ros.spin import run_node
+from hv2r_ros.ros.spin import run_node, wire_or_destroy
 from hv2r_ros.ros.stamps import to_seconds
 
 ENCODER_FILE = "encoder.onnx"
@@ -87,11 +87,7 @@ class PromptNode(Node):
 
     def __init__(self, node_name: str = "prompt", **kwargs) -> None:
         super().__init__(node_name, **kwargs)
-        try:
-            self._wire()
-        except Exception:
-            self.destroy_node()  # nothing half-built stays registered with the context
-            raise
+        wire_or_destroy(self, self._wire)
 
     def _wire(self) -> None:
         p = self.params = declare(self, PARAMS)

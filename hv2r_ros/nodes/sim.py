@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import time
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
@@ -45,7 +44,6 @@ from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from hv2r_ros.core.errors import ConfigError
 from hv2r_ros.core.robot_profile import load_robot_profile
 from hv2r_ros.core.stats import StageStats
 from hv2r_ros.ros import actions, qos
@@ -248,17 +246,9 @@ class SimNode(Node):
         super().destroy_node()
 
 
-def _make_node() -> SimNode:
-    try:
-        return SimNode()
-    except ConfigError as exc:  # names the file and field: no traceback needed
-        rclpy.logging.get_logger(NAME).fatal(str(exc))
-        raise SystemExit(1) from exc
-
-
 def main(args: list[str] | None = None) -> None:
     """Console entry point ``sim``; exits 1 on a profile or parameter it cannot run."""
-    run_node(_make_node, args)
+    run_node(SimNode, args, name=NAME)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """The one ``main()`` body every node shares: init, build, spin, shut down.
 
-Only ``KeyboardInterrupt`` and ``ExternalShutdownException`` count as a normal stop; anything
-else (a construction error naming a file and field, a callback that raised) propagates, so the
+Only ``KeyboardInterrupt`` and ``ExternalShutdownException`` count as a normal stop. A
+``ConfigError`` while building the node (it names the file and field) is logged as one fatal
+line and exits 1, without a traceback; anything else (a callback that raised) propagates, so the
 process exits non-zero. ``destroy_node()`` runs only on a normal exit: after Ctrl-C it has been
 seen to hang (ros-notes), and the process is exiting anyway.
 """
@@ -11,8 +12,11 @@ from __future__ import annotations
 from typing import Callable
 
 import rclpy
+import rclpy.logging
 from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
+
+from hv2r_ros.core.errors import ConfigError
 
 
 def run_node(
@@ -21,6 +25,7 @@ def run_node(
     *,
     executor_factory: Callable[[], Executor] = SingleThreadedExecutor,
     start: Callable[[Node], None] | None = None,
+    name: str | None = None,
 ) -> None:
     """Initialise rclpy, build the node, run ``start`` (e.g. lifecycle autostart), spin.
 
@@ -30,10 +35,16 @@ def run_node(
         executor_factory: The executor; a MultiThreadedExecutor for nodes whose callback groups
             must run in parallel (inference beside subscriptions).
         start: Called once with the node before spinning; may raise ``SystemExit``.
+        name: Logger name of the fatal line on a ``ConfigError`` (default: the node's class).
     """
     rclpy.init(args=args)
     try:
         node = make_node()
+    except ConfigError as exc:
+        logger = name or getattr(make_node, "__name__", "node")
+        rclpy.logging.get_logger(logger).fatal(str(exc))
+        rclpy.try_shutdown()
+        raise SystemExit(1) from exc
     except BaseException:
         rclpy.try_shutdown()
         raise
@@ -50,3 +61,15 @@ def run_node(
     finally:
         executor.shutdown()
         rclpy.try_shutdown()
+
+
+def wire_or_destroy(node: Node, wire: Callable[[], None]) -> None:
+    """Run ``wire()`` (a node's set-up); on any error destroy ``node`` and re-raise.
+
+    Nothing half-built stays registered with the context when, say, a model file is invalid.
+    """
+    try:
+        wire()
+    except Exception:
+        node.destroy_node()
+        raise
