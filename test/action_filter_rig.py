@@ -9,14 +9,7 @@ import math
 import numpy as np
 
 from hv2r_ros.core.action_filter import ActionFilter, ActionFilterConfig
-
-
-class FakeClock:
-    def __init__(self, now=100.0):
-        self.now = now
-
-    def __call__(self):
-        return self.now
+from fake_clock import FakeClock
 
 
 class Rig:
@@ -24,7 +17,7 @@ class Rig:
 
     def __init__(self, profile, space="cartesian", **config):
         config.setdefault("authority_ramp_s", 0.0)
-        self.profile, self.clock = profile, FakeClock()
+        self.profile, self.clock = profile, FakeClock(100.0)
         self.filter = ActionFilter(profile, ActionFilterConfig(action_space=space, **config),
                                    clock=self.clock)
         self.filter.activate()

@@ -18,16 +18,9 @@ from hv2r_ros.core.chunk_executor import (
 from hv2r_ros.core.output_gate import OutputGate
 from hv2r_ros.core.errors import LimitsError
 from hv2r_ros.core.status import Status
+from fake_clock import FakeClock
 
 T0 = 1000.0  # capture time of the first observation [s]
-
-
-class FakeClock:
-    def __init__(self, now=0.0):
-        self.now = now
-
-    def __call__(self):
-        return self.now
 
 
 def ramp(steps, start=0.0, slope=1.0, joints=2):

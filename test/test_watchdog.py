@@ -7,14 +7,7 @@ import pytest
 from hv2r_ros.core.errors import LimitsError
 from hv2r_ros.core.safety import AuthorityRamp, CommandValidator, CommandWatchdog, EStopLatch
 from hv2r_ros.core.status import Status
-
-
-class FakeClock:
-    def __init__(self, now=100.0):
-        self.now = now
-
-    def __call__(self):
-        return self.now
+from fake_clock import FakeClock
 
 
 @pytest.mark.parametrize("timeout", [0.0, -0.1, math.inf, math.nan])
@@ -24,11 +17,11 @@ def test_timeouts_that_switch_the_watchdog_off_are_rejected(timeout):
 
 
 def test_never_fed_watchdog_is_expired():
-    assert CommandWatchdog(0.1, clock=FakeClock()).expired()
+    assert CommandWatchdog(0.1, clock=FakeClock(100.0)).expired()
 
 
 def test_watchdog_expires_after_the_timeout_on_its_own_clock():
-    clock = FakeClock()
+    clock = FakeClock(100.0)
     watchdog = CommandWatchdog(0.1, clock=clock)
     watchdog.feed()
     clock.now += 0.1
@@ -42,7 +35,7 @@ def test_watchdog_expires_after_the_timeout_on_its_own_clock():
 
 
 def test_only_valid_commands_refresh_the_watchdog():
-    clock = FakeClock()
+    clock = FakeClock(100.0)
     watchdog = CommandWatchdog(0.1, clock=clock)
     validator = CommandValidator(("a", "b"), timeout_s=0.1)
     for values in ([0.0, 0.0], [math.nan, 0.0], [0.0], [1e30, 0.0]):
@@ -58,7 +51,7 @@ def test_only_valid_commands_refresh_the_watchdog():
 
 
 def test_authority_ramps_linearly_from_activation():
-    clock = FakeClock()
+    clock = FakeClock(100.0)
     ramp = AuthorityRamp(2.0, clock=clock)
     assert ramp.value() == 0.0
     ramp.activate()
@@ -75,7 +68,7 @@ def test_authority_ramps_linearly_from_activation():
 
 
 def test_zero_ramp_gives_full_authority_at_activation_and_bad_ramps_are_rejected():
-    ramp = AuthorityRamp(0.0, clock=FakeClock())
+    ramp = AuthorityRamp(0.0, clock=FakeClock(100.0))
     assert ramp.value() == 0.0
     ramp.activate()
     assert ramp.value() == 1.0
