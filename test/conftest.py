@@ -6,6 +6,7 @@ it explores new examples each run.
 
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
@@ -17,3 +18,14 @@ settings.register_profile(
 )
 settings.register_profile("dev", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+
+@pytest.fixture(scope="module")
+def pairs(tmp_path_factory):
+    """Tiny ONNX model pairs for every robot (and a joint-space one for the Panda)."""
+    from stack_files import ROBOTS, models_for
+
+    root = tmp_path_factory.mktemp("pairs")
+    made = {robot: models_for(root, robot) for robot in ROBOTS}
+    made["panda_joint"] = models_for(root, "panda", "joint_position")
+    return made

@@ -7,12 +7,11 @@ import types
 import cv2
 import numpy as np
 import pytest
+from fake_clock import FakeClock
 
 from hv2r_ros.core import camera_sources
 from hv2r_ros.core.camera_sources import CameraError, ReadStatus, V4L2Source
 from hv2r_ros.core.realsense_source import RealSenseSource
-from fake_clock import FakeClock
-
 
 # --- V4L2 ------------------------------------------------------------------------------------
 
