@@ -29,3 +29,19 @@ def pairs(tmp_path_factory):
     made = {robot: models_for(root, robot) for robot in ROBOTS}
     made["panda_joint"] = models_for(root, "panda", "joint_position")
     return made
+
+
+@pytest.fixture
+def rig_factory():
+    """Builds command_output test rigs (``command_output_rig.Rig``) and closes them after."""
+    from command_output_rig import Rig
+
+    rigs = []
+
+    def make(*args, **kwargs):
+        rigs.append(Rig(*args, **kwargs))
+        return rigs[-1]
+
+    yield make
+    for rig in rigs:
+        rig.close()
