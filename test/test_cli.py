@@ -50,9 +50,9 @@ def test_bench_prints_chain_throughput(capsys, tmp_path):
 
 
 @pytest.mark.parametrize("robot", ["panda", "g1"])
-def test_demo_closed_loop_passes(robot, capsys):
-    """The README's demo: faults injected, every limit held, the tool back at its start."""
-    assert main(["demo", "--robot", robot]) == 0
+def test_fault_demo_closed_loop_passes(robot, capsys):
+    """The fault demo: faults injected, every limit held, the tool back at its start."""
+    assert main(["fault-demo", "--robot", robot]) == 0
     out = capsys.readouterr().out
     assert "demo: PASS" in out
     assert "hold: e-stop latched" in out and "hold: non-finite value in command" in out

@@ -207,3 +207,44 @@ def test_five_joint_arm_turns_with_its_base_and_reaches_with_its_grasp_offset():
     with SimWorld(profile, SimConfig(), sample_layout(profile.workspace, 1)) as world:
         result = run_expert_episode(world, settings=PlanSettings())
     assert result.success and result.refusals == 0, result
+
+
+def test_target_noise_is_refused_out_of_range():
+    from hv2r_ros.core.errors import ConfigError
+    from hv2r_ros.sim.expert import TargetNoise
+
+    for bad in (dict(sigma_m=-0.01), dict(sigma_m=0.5), dict(tau_s=0.0), dict(fade_s=-1.0)):
+        with pytest.raises(ConfigError):
+            TargetNoise(**bad)
+
+
+def test_noisy_expert_leaves_the_path_but_its_labels_lead_back(panda):
+    """DART-style recording: under target noise the robot visits states off the plan, the
+    episode still succeeds within limits, and each recorded chunk (the clean plan relative to
+    the measured tool) points back toward the plan: the first row's correction is opposite
+    to the deviation. The noise fades out while grasping and placing."""
+    from hv2r_ros.sim.expert import QUIET_PHASES, TargetNoise
+
+    profile, chain, world = panda
+    results = []
+    for seed in (11, 12):
+        steps = []
+        result = run_expert_episode(world, sample_layout(profile.workspace, seed), chain=chain,
+                                    noise=TargetNoise(0.02, seed=seed), on_step=steps.append)
+        results.append(result)
+        deviation = np.array([s.tool_pose[:3] - s.target[:3] for s in steps])
+        off = np.linalg.norm(deviation[:, :2], axis=1)
+        assert np.percentile(off, 90) > 0.01  # it does leave the path
+        far = [i for i in range(len(steps)) if off[i] > 0.015]
+        agree = 0
+        for i in far:
+            chunk = expert_chunk(steps[i].plan, steps[i].plan_time_s, steps[i].tool_pose, 1,
+                                 profile.control_rate_hz)
+            agree += float(np.dot(chunk[0, :2], -deviation[i, :2])) > 0
+        assert agree >= 0.95 * len(far)
+        quiet = [i for i, s in enumerate(steps) if s.plan.phase(s.plan_time_s) in ("grasp",
+                                                                                   "release")]
+        assert quiet and np.max(off[quiet]) < 0.01  # faded out where the gripper acts
+        assert set(QUIET_PHASES) >= {"grasp", "release"}
+    assert all(r.success and r.refusals == 0 for r in results), results
+    assert max(r.peak_joint_speed_ratio for r in results) <= 1.0 + 1e-6

@@ -17,7 +17,10 @@ from hv2r_ros.core.errors import Hv2rError
 SUBCOMMANDS = {
     "robots": ("hv2r_ros.cli.robots", "list the robot profiles, or validate and show one"),
     "bench": ("hv2r_ros.cli.bench", "IK and safety-filter throughput, and the safety fuzz"),
-    "demo": ("hv2r_ros.cli.demo", "closed-loop demo on the simulated robot"),
+    "demo": ("hv2r_ros.cli.demo", "closed-loop demo: a human demo video prompts the simulated "
+             "robot through the whole stack"),
+    "fault-demo": ("hv2r_ros.cli.fault_demo", "safety and IK stages in closed loop with "
+                   "injected faults (kinematic robot)"),
     "export": ("hv2r_ros.cli.export", "export an encoder / policy to ONNX with a parity check"),
     "bench-models": ("hv2r_ros.cli.bench_models", "ONNX runtime vs PyTorch eager latency"),
     "check": ("hv2r_ros.cli.check", "validate an ONNX model pair against a robot profile"),

@@ -28,6 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="keep the complete episodes already in OUT, record the rest")
     record.add_argument("--human-camera", default="overhead",
                         help="viewpoint of the human videos (overhead, side, front)")
+    record.add_argument("--noise-m", type=float, default=0.0,
+                        help="std of smooth offsets added to the expert's commanded tool "
+                             "position [m], 0 to 0.1 (labels stay the clean plan; default 0)")
     video = sub.add_parser("demo-video", help="render one human demonstration to MP4")
     video.add_argument("--robot", default="panda", help="robot profile whose workspace is used")
     video.add_argument("--seed", type=int, default=0, help="layout and motion seed")
@@ -47,7 +50,8 @@ def _record(args: argparse.Namespace) -> int:
 
     config = RecordConfig(episodes=args.episodes, seed=args.seed, record_rate_hz=args.rate_hz,
                           chunk_length=args.chunk_length, image_size=args.image_size,
-                          human_videos=not args.no_human, human_camera=args.human_camera)
+                          human_videos=not args.no_human, human_camera=args.human_camera,
+                          noise_m=args.noise_m)
     manifest = record_dataset(load_robot_profile(args.robot), args.out, config,
                               resume=args.resume)
     print(f"{len(manifest['episodes'])} episodes in {args.out} ({manifest['wall_s']:.0f} s), "

@@ -49,31 +49,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _plot(path, history, key_x, keys) -> None:
-    """A minimal loss plot (PNG) drawn with OpenCV (no plotting library needed)."""
-    import cv2
-    import numpy as np
+    """A loss plot (PNG) of ``history`` records: ``keys`` over ``key_x``."""
+    from hv2r_ros.core.plots import line_plot
 
-    width, height, pad = 640, 360, 40
-    image = np.full((height, width, 3), 255, np.uint8)
-    xs = np.array([h[key_x] for h in history], float)
-    colours = [(200, 60, 20), (20, 120, 220)]
-    values = [np.array([h[k] for h in history], float) for k in keys]
-    finite = np.concatenate([v[np.isfinite(v)] for v in values])
-    lo, hi = float(finite.min()), float(finite.max()) or 1.0
-    for v, colour, key in zip(values, colours, keys):
-        pts = [(int(pad + (x - xs[0]) / max(xs[-1] - xs[0], 1e-9) * (width - 2 * pad)),
-                int(height - pad - (y - lo) / max(hi - lo, 1e-9) * (height - 2 * pad)))
-               for x, y in zip(xs, v) if np.isfinite(y)]
-        if len(pts) > 1:
-            cv2.polylines(image, [np.array(pts, np.int32)], False, colour, 2)
-        cv2.putText(image, key, (pad + 150 * keys.index(key), 25), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
-                    colour, 1)
-    cv2.rectangle(image, (pad, pad), (width - pad, height - pad), (0, 0, 0), 1)
-    cv2.putText(image, f"{hi:.3g}", (2, pad), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1)
-    cv2.putText(image, f"{lo:.3g}", (2, height - pad), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1)
-    cv2.putText(image, f"{key_x} {xs[0]:.0f}..{xs[-1]:.0f}", (width // 2 - 60, height - 10),
-                cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1)
-    cv2.imwrite(str(path), image)
+    line_plot(path, [h[key_x] for h in history], {k: [h[k] for h in history] for k in keys},
+              x_label=key_x)
 
 
 def _encoder(args: argparse.Namespace) -> int:

@@ -175,7 +175,7 @@ def train_policy(model: nn.Module, data: BCData, config: BCConfig = BCConfig(), 
             loss.backward()
             optimiser.step()
             schedule.step()
-            total += float(loss) * len(idx)
+            total += float(loss.detach()) * len(idx)
         model.eval()
         val_loss = float("nan")
         if val_tensors is not None:

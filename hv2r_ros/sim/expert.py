@@ -8,6 +8,11 @@ so the two stay together, and the gripper acts only once the tool has arrived. I
 ground truth when a lift holds no cube or a plan ends without success. ``on_step`` hands every
 step (observation, plan time, command) to a recorder; ``expert_chunk`` turns a step into the
 policy contract's action chunk.
+
+``TargetNoise`` perturbs the commanded tool position while the recorded labels stay the clean
+plan (DART, Laskey et al. 2017): a policy trained only on perfect expert states never sees
+itself off the path, drifts a little, and does not know the way back. Under noise, the states
+are off the path and each recorded chunk (the plan relative to the measured tool) leads back.
 """
 
 from __future__ import annotations
@@ -22,8 +27,8 @@ import numpy as np
 from hv2r_ros.core.status import Status
 from hv2r_ros.sim.expert_plan import ExpertPlan, PlanSettings, expert_chunk, plan_pick_place
 
-__all__ = ["EpisodeResult", "ExpertPlan", "ExpertStep", "PlanSettings", "expert_chunk",
-           "plan_from_ground_truth", "plan_pick_place", "run_expert_episode"]
+__all__ = ["EpisodeResult", "ExpertPlan", "ExpertStep", "PlanSettings", "TargetNoise",
+           "expert_chunk", "plan_from_ground_truth", "plan_pick_place", "run_expert_episode"]
 
 #: Plan time slows down when the commanded tool lags the plan by more than the first figure and
 #: stops at the second [m], so joint limits or a singularity slow-down do not let the plan run
@@ -38,6 +43,59 @@ def _advance(plan: ExpertPlan, plan_t: float, dt: float, lag_m: float) -> float:
     gripper_next = plan.phase(after) in ("grasp", "release") and plan.phase(after) != \
         plan.phase(plan_t)
     return plan_t if gripper_next and lag_m > GRIPPER_ARRIVAL_M else after
+
+
+#: Phases in which the gripper meets the cube or the pad: the noise fades out there, so the
+#: grasp and the placement themselves are exact (the labels still show the way back).
+QUIET_PHASES = ("descend", "grasp", "lower", "release")
+
+
+@dataclasses.dataclass(frozen=True)
+class TargetNoise:
+    """Smooth random offsets of the commanded tool position (DART-style data collection).
+
+    An Ornstein-Uhlenbeck process per axis (horizontal axes at ``sigma_m``, vertical at half):
+    stationary standard deviation ``sigma_m``, correlation time ``tau_s``. Its gain ramps to
+    zero over ``fade_s`` in ``QUIET_PHASES`` and back outside them.
+
+    Attributes:
+        sigma_m: Stationary standard deviation of the offset [m], 0 to 0.1.
+        tau_s: Correlation time [s], > 0.
+        fade_s: Time for the gain to go from 1 to 0 or back [s], > 0.
+        seed: Random seed (an episode's layout seed keeps a dataset reproducible).
+    """
+
+    sigma_m: float = 0.02
+    tau_s: float = 0.6
+    fade_s: float = 0.3
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        from hv2r_ros.core.errors import ConfigError
+        if not 0.0 <= self.sigma_m <= 0.1:
+            raise ConfigError("noise sigma out of range [0, 0.1] m", field="sigma_m",
+                              value=self.sigma_m)
+        for name in ("tau_s", "fade_s"):
+            if not getattr(self, name) > 0.0:
+                raise ConfigError("must be positive", field=name, value=getattr(self, name))
+
+
+class _NoiseState:
+    def __init__(self, noise: TargetNoise, dt: float) -> None:
+        self.noise, self.dt = noise, dt
+        self.rng = np.random.default_rng(noise.seed)
+        self.decay = math.exp(-dt / noise.tau_s)
+        self.scale = np.array([1.0, 1.0, 0.5]) * noise.sigma_m
+        self.offset = np.zeros(3)
+        self.gain = 0.0
+
+    def __call__(self, phase: str) -> np.ndarray:
+        kick = math.sqrt(1.0 - self.decay ** 2) * self.rng.standard_normal(3)
+        self.offset = self.decay * self.offset + kick
+        step = self.dt / self.noise.fade_s
+        self.gain = max(0.0, self.gain - step) if phase in QUIET_PHASES else \
+            min(1.0, self.gain + step)
+        return self.gain * self.scale * self.offset
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,6 +175,7 @@ def plan_from_ground_truth(world, start_pose: np.ndarray, reference_pose: np.nda
 
 def run_expert_episode(world, layout=None, *, settings: PlanSettings = PlanSettings(),
                        chain=None, max_attempts: int = 3, settle_s: float = 0.2,
+                       noise: TargetNoise | None = None,
                        on_step: Callable[[ExpertStep], None] | None = None) -> EpisodeResult:
     """Run the scripted expert in a ``SimWorld`` until the task succeeds or it gives up.
 
@@ -132,6 +191,8 @@ def run_expert_episode(world, layout=None, *, settings: PlanSettings = PlanSetti
             takes a moment, so pass one to run many episodes).
         max_attempts: Most plans per episode.
         settle_s: Time [s] success must hold at the end of a plan.
+        noise: Perturb the commanded tool position (``TargetNoise``); ``on_step`` still
+            reports the clean plan target.
         on_step: Called with every ``ExpertStep`` (recording).
     """
     from hv2r_ros.core.command_chain import CartesianCommandChain
@@ -150,11 +211,17 @@ def run_expert_episode(world, layout=None, *, settings: PlanSettings = PlanSetti
     limit = np.asarray(profile.limits.velocity_max)
     reason = "timeout"
     deadline_s = 3.0 * plan.duration_s + 5.0
+    perturb = _NoiseState(noise, dt) if noise is not None and noise.sigma_m > 0 else None
     while step * dt < deadline_s:
         q = world.q
         target, gripper = plan.targets(plan_t)
+        sent = target
+        if perturb is not None:
+            sent = target.copy()
+            sent[:3] = np.clip(sent[:3] + perturb(plan.phase(plan_t)),
+                               profile.workspace.box_min, profile.workspace.box_max)
         tic = time.perf_counter()
-        q_next, status = chain.step(target[None], q)
+        q_next, status = chain.step(sent[None], q)
         tac = time.perf_counter()
         world.step(q_next, gripper, dt)
         world_s.append(time.perf_counter() - tac)
@@ -163,7 +230,7 @@ def run_expert_episode(world, layout=None, *, settings: PlanSettings = PlanSetti
             on_step(ExpertStep(step * dt, plan, plan_t, q, chain.poses(q)[0], target, gripper,
                                q_next, status.final))
         statuses[status.final.value] = statuses.get(status.final.value, 0) + 1
-        lag = float(np.linalg.norm(chain.poses(q_next)[0, :3] - target[:3]))
+        lag = float(np.linalg.norm(chain.poses(q_next)[0, :3] - sent[:3]))
         error = max(error, lag)
         speed = max(speed, float(np.max(np.abs(q_next - q_cmd) / dt / limit)))
         q_cmd, step, previous_t = q_next, step + 1, plan_t

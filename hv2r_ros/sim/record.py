@@ -65,6 +65,8 @@ class RecordConfig:
         human_videos: Also render the human demonstration of each layout.
         human_camera: Viewpoint of the human videos (``overhead``; ``side`` for a gap test).
         human_fps: Frame rate of the human videos [Hz].
+        noise_m: Standard deviation of smooth offsets added to the expert's commanded tool
+            position [m] (``TargetNoise``; the labels stay the clean plan); 0 for none.
     """
 
     episodes: int = 10
@@ -75,6 +77,7 @@ class RecordConfig:
     human_videos: bool = True
     human_camera: str = "overhead"
     human_fps: float = 10.0
+    noise_m: float = 0.0
 
 
 def episode_seed(base_seed: int, index: int) -> int:
@@ -189,7 +192,7 @@ def record_dataset(profile: RobotProfile, out_dir: str | Path, config: RecordCon
 
 
 def _record_episode(out: Path, i: int, layout, world, chain, profile, config) -> dict:
-    from hv2r_ros.sim.expert import run_expert_episode
+    from hv2r_ros.sim.expert import TargetNoise, run_expert_episode
     from hv2r_ros.sim.scene import SceneConfig
 
     seed = episode_seed(config.seed, i)
@@ -211,7 +214,8 @@ def _record_episode(out: Path, i: int, layout, world, chain, profile, config) ->
     with BagWriter(bag_path, metadata={"episode": meta}) as bag:
         recorder = _EpisodeRecorder(bag, world, config)
         world.reset(layout)
-        result = run_expert_episode(world, layout, chain=chain, on_step=recorder)
+        noise = TargetNoise(config.noise_m, seed=seed) if config.noise_m > 0 else None
+        result = run_expert_episode(world, layout, chain=chain, noise=noise, on_step=recorder)
         outcome = {"success": result.success, "reason": result.reason,
                    "duration_s": f"{result.duration_s:.3f}", "attempts": result.attempts,
                    "refusals": result.refusals, "frames": recorder.frames}

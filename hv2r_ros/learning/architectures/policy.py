@@ -31,14 +31,17 @@ class MlpPolicy(nn.Module):
     """
 
     def __init__(self, num_cameras: int, embedding_size: int, proprio_size: int,
-                 chunk_length: int, action_size: int, hidden: int = 512, depth: int = 3) -> None:
+                 chunk_length: int, action_size: int, hidden: int = 512, depth: int = 3,
+                 dropout: float = 0.0) -> None:
         super().__init__()
         self.shape = (num_cameras, embedding_size, proprio_size, chunk_length, action_size)
         self.embed_norm = nn.LayerNorm(embedding_size)
-        layers: list[nn.Module] = []
+        layers: list[nn.Module] = [nn.Dropout(dropout)] if dropout > 0 else []
         width = (num_cameras + 1) * embedding_size + proprio_size
         for _ in range(depth):
             layers += [nn.Linear(width, hidden), nn.GELU()]
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
             width = hidden
         self.trunk = nn.Sequential(*layers)
         self.head = nn.Linear(hidden, chunk_length * action_size)
