@@ -74,6 +74,28 @@ def test_contact_sheet_has_one_tile_per_keyframe(tmp_path, models, capsys):
         assert any(np.abs(c.astype(int) - colour[::-1]).max() < 12 for c in centres), colour
 
 
+def test_progress_plot_rises_to_one_at_the_end_of_the_demo(tmp_path, models, capsys):
+    """The plotted goal curve starts at 0, stays low before the demo reaches its last settled
+    state and is near 1 from the goal keyframe on; the PNG is written where asked."""
+    from hv2r_ros.cli.prompt import demo_progress_curves, write_progress_plot
+    from hv2r_ros.core.prompt.build import build_task_spec
+    from hv2r_ros.core.models.runtime import Encoder
+
+    video, _ = write_demo(tmp_path / "demo.avi")
+    plot = tmp_path / "progress.png"
+    assert main(["prompt", str(video), "--models", models, "--no-cache",
+                 "--plot", str(plot)]) == 0
+    assert cv2.imread(str(plot)) is not None and "progress plot" in capsys.readouterr().out
+    spec, _ = build_task_spec(video, Encoder(f"{models}/encoder.onnx"))
+    curves = demo_progress_curves(spec)
+    assert list(curves)[-1] == "goal" and len(curves) == len(spec.subgoal_embeddings)
+    goal, last = curves["goal"], int(spec.subgoal_indices[-1])
+    assert goal[0] == pytest.approx(0.0) and goal[last] == pytest.approx(1.0)
+    assert goal[:int(spec.subgoal_indices[0])].max() < 0.5
+    with pytest.raises(OSError, match="progress plot"):
+        write_progress_plot(spec, tmp_path / "absent" / "p.png")
+
+
 def test_calibration_writes_thresholds_for_the_node(tmp_path, models, capsys):
     video, _ = write_demo(tmp_path / "demo.avi")
     rollouts = [str(write_demo(tmp_path / f"robot{i}.avi", hold=15 + 3 * i, gap=8 + 2 * i)[0])

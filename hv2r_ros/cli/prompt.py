@@ -32,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated execution providers to try in order "
                              "(default: tensorrt,cuda,cpu, those available)")
     parser.add_argument("--sheet", metavar="PNG", help="write a contact sheet of the keyframes")
+    parser.add_argument("--plot", metavar="PNG",
+                        help="write the demo's progress curve: 1 - d_t / d_0 toward the goal "
+                             "(and toward each subgoal) over the demo, keyframes marked")
     calibration = parser.add_argument_group("progress calibration")
     calibration.add_argument("--calibrate", nargs="+", metavar="ROLLOUT", default=[],
                              help="videos of successful robot rollouts, ending at rest on "
@@ -45,6 +48,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              help="progress must hold above a threshold this long [s]")
     calibration.add_argument("--smoothing-s", type=float, default=0.5,
                              help="time constant of the progress average [s]")
+
+
+def demo_progress_curves(spec) -> dict:
+    """``1 - d_t / d_0`` over the demo's samples toward each subgoal (label -> (N,) array),
+    on the encoder's embeddings; the last is labelled ``goal``."""
+    import numpy as np
+
+    curves = {}
+    for k, target in enumerate(spec.subgoal_embeddings):
+        d = np.linalg.norm(spec.embeddings - target[None], axis=1)
+        label = "goal" if k == len(spec.subgoal_embeddings) - 1 else f"subgoal {k + 1}"
+        curves[label] = 1.0 - d / max(float(d[0]), 1e-9)
+    return curves
+
+
+def write_progress_plot(spec, path) -> Path:
+    """The demo's own progress curves (PNG, ``demo_progress_curves``: the goal and up to three
+    subgoals before it) over the demo's time, with the keyframes marked."""
+    import numpy as np
+
+    from hv2r_ros.core.plots import line_plot
+
+    times = np.asarray(spec.sample_times_s, float)
+    series = dict(list(demo_progress_curves(spec).items())[-4:])
+    marks = [(float(t), f"k{k + 1}") for k, t in enumerate(spec.subgoal_times_s)]
+    try:
+        return line_plot(path, times, series, x_label="demo time [s]", marks=marks)
+    except OSError as exc:
+        raise OSError(f"{path}: cannot write the progress plot ({exc})") from exc
 
 
 class ProgressLine:
@@ -188,6 +220,8 @@ def run(args: argparse.Namespace) -> int:
     _print_spec(spec, report, encoder)
     if args.sheet:
         print(f"contact sheet: {write_sheet(spec, args.sheet)}")
+    if args.plot:
+        print(f"progress plot: {write_progress_plot(spec, args.plot)}")
     if args.calibrate:
         _calibrate(args, spec, encoder, sampling)
     elif args.failed:
