@@ -1,8 +1,9 @@
 # One-command set-up: every target creates .venv and installs what it needs first.
-#   make demo    the closed-loop demo
+#   make demo    the video-prompted closed-loop demo on the simulated robot
 #   make test    the test suite (what CI runs)
-#   make bench   IK and safety-filter throughput per robot, the 10^6-step safety fuzz, and the
-#                model runtime against PyTorch eager
+#   make bench   IK and safety-filter throughput per robot, the 10^6-step safety fuzz, the
+#                model runtime against PyTorch eager, and the whole graph against the latency
+#                budget (docs/performance.md; BENCH_MODELS=DIR, default models/reference)
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -35,6 +36,7 @@ bench: setup
 	$(VENV)/bin/hv2r bench
 	$(VENV)/bin/hv2r bench fuzz --steps 1000000
 	$(VENV)/bin/hv2r bench-models
+	$(VENV)/bin/hv2r bench graph $(if $(BENCH_MODELS),--models $(BENCH_MODELS))
 
 # Optional: the Unitree G1 arm-SDK output (docs/unitree_g1.md). Builds the Cyclone DDS 0.10
 # binding against Debian's C library and installs Unitree's SDK from its source (needs GitHub).

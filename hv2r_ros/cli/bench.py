@@ -1,10 +1,13 @@
-"""Throughput of the IK and the safety filters per robot, and the safety fuzz.
+"""Throughput of the IK and the safety filters per robot, the safety fuzz, and the whole graph.
 
 ``hv2r bench`` (or ``hv2r bench steps``) times, for each robot profile, one step of the joint
 guard, the Cartesian filter, the IK and the whole chain (Cartesian filter + IK + joint guard)
 while tracking a moving target, and prints p50/p99 latencies and steps per second.
 ``hv2r bench fuzz --steps N`` drives the joint guard and the Cartesian filter of every profile
 with N adversarial steps each and prints the limit violations counted (zero is the only pass).
+``hv2r bench graph --models DIR`` runs the whole stack on synthetic cameras and prints per-stage
+latency, camera-to-command latency, control rate and jitter, CPU and memory against the latency
+budget, with baselines (``hv2r_ros.cli.bench_graph``; docs/performance.md).
 Figures depend on the machine: they are measured where the command runs.
 """
 
@@ -16,19 +19,28 @@ import time
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("what", nargs="?", default="steps", choices=("steps", "fuzz"),
-                        help="steps: per-step latency; fuzz: adversarial violation counts")
+    from hv2r_ros.cli.bench_graph import add_graph_arguments
+
+    parser.add_argument("what", nargs="?", default="steps", choices=("steps", "fuzz", "graph"),
+                        help="steps: per-step latency; fuzz: adversarial violation counts; "
+                             "graph: the running stack against the latency budget")
     parser.add_argument("--robots", default="all",
                         help="comma-separated profile names, or 'all' (default)")
     parser.add_argument("--steps", type=int, default=None,
                         help="steps per robot (default: 3000 for latency, 100000 for fuzz)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the fuzz streams")
-    parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON "
+                        "(graph: always, default out/bench_graph.json)")
+    add_graph_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from hv2r_ros.core.robot_profile import list_robot_profiles
 
+    if args.what == "graph":
+        from hv2r_ros.cli.bench_graph import run_graph
+
+        return run_graph(args)
     robots = list_robot_profiles() if args.robots == "all" else args.robots.split(",")
     if args.what == "fuzz":
         results, ok = _fuzz(robots, args.steps or 100_000, args.seed)

@@ -2,7 +2,7 @@
 
 ``hv2r run --robot panda --models DIR`` starts the same nodes with the same parameter files
 (config/stack.yaml, config/params/<robot>.yaml, then --params-file) as
-``ros2 launch hv2r_ros bringup.launch.py``, on one MultiThreadedExecutor. ``--synthetic`` feeds
+``ros2 launch hv2r_ros bringup.launch.py``, one executor thread per node. ``--synthetic`` feeds
 the graph generated camera videos and a robot that follows its commands (no hardware);
 ``--sim`` starts the simulated robot node instead. Ctrl-C (or the end of --duration-s) holds the
 robot (its last command equals the measured state), stops publishing and exits 0; a second

@@ -15,8 +15,11 @@ Parameters (``PARAMS``): source (file | v4l2 | realsense), path, device, serial,
     height_px, fps_hz [Hz], loop, frame_id, camera_name, sensor_qos_depth, fx_px, fy_px, cx_px,
     cy_px [px].
 A timer at the source's rate reads it (a file is paced by the clock: a tick publishes the frame
-due then, see ``hv2r_ros.core.camera_sources``). A source that cannot open (missing file or
-device, no driver) is logged and ``main`` exits with code 1 before anything is published.
+due then, see ``hv2r_ros.core.camera_sources``). For files the timer starts on the clock's grid
+of frame periods, so several file cameras at one rate publish together, as synchronised
+cameras do (a policy's observation is as old as its oldest camera frame). A source that cannot
+open (missing file or device, no driver) is logged and ``main`` exits with code 1 before
+anything is published.
 """
 
 from __future__ import annotations
@@ -115,7 +118,11 @@ class CameraNode(Node):
         self.image_msg = Image()
         self.stats = StageStats()
         self.empty_reads = 0
-        self.timer = self.create_timer(1.0 / info.fps_hz, self._tick)
+        period_s = 1.0 / info.fps_hz
+        self.timer = None
+        delay_s = period_s - self._now_s() % period_s if p["source"] == "file" else 0.0
+        self._start_timer = self.create_timer(max(delay_s, 1e-4),
+                                              lambda: self._start(period_s))
         self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
         self.get_logger().info(
             f"{p['source']} {info.name}: {info.width}x{info.height} at {info.fps_hz:g} Hz -> "
@@ -124,6 +131,13 @@ class CameraNode(Node):
 
     def _now_s(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
+
+    def _start(self, period_s: float) -> None:
+        """First tick on the period grid; from here a timer at the source's rate."""
+        self._start_timer.cancel()
+        if self.timer is None:
+            self.timer = self.create_timer(period_s, self._tick)
+            self._tick()
 
     def _tick(self) -> None:
         rgb, capture_s, status = self.source.read()

@@ -1,7 +1,10 @@
 """policy: runs the ONNX encoder and policy on consistent observations, publishes action chunks.
 
-Subscriptions (all in one callback group; inference runs in its own, so a slow model never
-starves them: spin with a MultiThreadedExecutor):
+Subscriptions (one callback group with inference: a single-threaded executor runs them in
+turn, and frames that arrive during an inference wait for it, the newest kept by the depth-1
+queue. A second thread for inference cost more than it saved on two cores: Python threads
+contend for the interpreter lock and the multi-threaded executor's dispatch costs CPU per
+callback; measured in docs/performance.md):
     <camera>_camera/image_raw (sensor_msgs/Image, sensor QoS depth ``sensor_qos_depth``): one
         per camera in the policy's ``camera_order`` (the profile's ``cameras.<name>.topic``
         when it lists the camera), any colour encoding of ``hv2r_ros.ros.image``.
@@ -18,10 +21,15 @@ Publications:
         same stamp and times): only for policies with a gripper.
     diagnostics (diagnostic_msgs/DiagnosticArray, ``diagnostics_rate_hz``): chunk rate,
         capture-to-publication latency, encoder / policy / total compute latency p50/p99 [ms],
-        holds by reason.
-Parameters (``PARAMS``): robot, models_dir, providers, inference_rate_hz [Hz], max_age_s [s]
-    (0: the profile's observation_max_age_s), max_skew_s [s], sensor_qos_depth,
-    diagnostics_rate_hz [Hz].
+        holds by reason, inferences started by frames and by the timer.
+Parameters (``PARAMS``): robot, models_dir, providers, inference_rate_hz [Hz],
+    inference_trigger, max_age_s [s] (0: the profile's observation_max_age_s), max_skew_s [s],
+    sensor_qos_depth, diagnostics_rate_hz [Hz].
+Inference starts when the last frame of a fresh set arrives (every camera newer than the last
+inference's, all captured within a quarter period of each other) and an inference is due at
+``inference_rate_hz`` (``inference_trigger: frames``, ``hv2r_ros.core.frame_trigger``: no wait
+for a timer tick), or at every tick of a timer at that rate (``timer``). With ``frames`` the
+timer still runs a step once one is overdue (frames stopped), so holds are counted.
 Nothing is published on a hold: missing, stale, future, skewed or frozen inputs, no goal, or a
 non-finite policy output. Construction raises (main exits non-zero) when the models do not load
 or do not match the robot profile.
@@ -30,13 +38,12 @@ or do not match the robot profile.
 from __future__ import annotations
 
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float32MultiArray
 from trajectory_msgs.msg import JointTrajectory, MultiDOFJointTrajectory
 
+from hv2r_ros.core.frame_trigger import FrameTrigger
 from hv2r_ros.core.models.contract import ModelContractError
 from hv2r_ros.core.models.runtime import ModelPair
 from hv2r_ros.core.observation import ObservationGate, PolicyRunner
@@ -56,8 +63,11 @@ PARAMS = (
               read_only=True),
     ParamSpec("providers", "str[]", ["tensorrt", "cuda", "cpu"], "onnxruntime providers to "
               "try, in order", read_only=True),
-    ParamSpec("inference_rate_hz", "float", 10.0, "Inference timer rate [Hz]", min=0.1,
+    ParamSpec("inference_rate_hz", "float", 10.0, "Highest inference rate [Hz]", min=0.1,
               max=200.0, read_only=True),
+    ParamSpec("inference_trigger", "str", "frames", "frames: infer on the last frame of a "
+              "fresh set of camera frames, when due; timer: at every tick of a timer at "
+              "inference_rate_hz", choices=("frames", "timer"), read_only=True),
     ParamSpec("max_age_s", "float", 0.0, "Oldest usable camera frame / joint state [s]; 0: "
               "the profile's safety.observation_max_age_s", min=0.0, max=1.0, read_only=True),
     ParamSpec("max_skew_s", "float", 0.05, "Largest spread of the camera and joint stamps of "
@@ -108,18 +118,16 @@ class PolicyNode(Node):
         poses = profile.kinematic_model() if spec.action_space == "ee_delta" else None
         self.runner = PolicyRunner(models.encoder, models.policy, gate, poses)
         self.reader = JointStateReader(profile.joint_names)
-        inputs, inference = MutuallyExclusiveCallbackGroup(), MutuallyExclusiveCallbackGroup()
         sensor = qos.sensor_qos(p["sensor_qos_depth"])
         for name in spec.camera_order:
             camera = profile.cameras.get(name)
             topic = camera.topic if camera is not None and camera.topic \
                 else f"{name}_camera/image_raw"
             self.create_subscription(Image, topic, lambda msg, n=name: self._on_image(n, msg),
-                                     sensor, callback_group=inputs)
-        self.create_subscription(JointState, "joint_states", self._on_joint_state, sensor,
-                                 callback_group=inputs)
+                                     sensor)
+        self.create_subscription(JointState, "joint_states", self._on_joint_state, sensor)
         self.create_subscription(Float32MultiArray, "hv2r/task/goal_embedding", self._on_goal,
-                                 qos.latched_qos(), callback_group=inputs)
+                                 qos.latched_qos())
         self.action_pub = self.create_publisher(
             MultiDOFJointTrajectory if self.cartesian else JointTrajectory, "hv2r/action",
             qos.action_qos())
@@ -127,12 +135,17 @@ class PolicyNode(Node):
                                                  qos.action_qos()) if spec.gripper else None
         self.diag_pub = self.create_publisher(DiagnosticArray, "diagnostics",
                                               qos.diagnostics_qos())
-        self.create_timer(1.0 / p["inference_rate_hz"], self._infer, callback_group=inference)
-        self.create_timer(1.0 / p["diagnostics_rate_hz"], self._publish_diagnostics,
-                          callback_group=inference)
+        self.trigger = FrameTrigger(spec.camera_order, p["inference_rate_hz"]) \
+            if p["inference_trigger"] == "frames" else None
+        # The last frame an inference needs starts it through a guard condition: the image
+        # callback returns first, so the other cameras' callbacks are not delayed.
+        self._frames_ready = self.create_guard_condition(self._infer)
+        self.create_timer(1.0 / p["inference_rate_hz"], self._on_timer)
+        self.create_timer(1.0 / p["diagnostics_rate_hz"], self._publish_diagnostics)
         self.get_logger().info(
             f"{profile.name}: {spec.action_space} policy, cameras {list(spec.camera_order)}, "
-            f"H={spec.chunk_length} at {spec.control_rate_hz:g} Hz, encoder on "
+            f"H={spec.chunk_length} at {spec.control_rate_hz:g} Hz, inference up to "
+            f"{p['inference_rate_hz']:g} Hz on {p['inference_trigger']}, encoder on "
             f"{models.encoder.provider}, policy on {models.policy.provider}, max age "
             f"{gate.max_age_s * 1e3:g} ms, max skew {gate.max_skew_s * 1e3:g} ms")
 
@@ -148,7 +161,10 @@ class PolicyNode(Node):
             self.get_logger().warning(f"{name} image dropped ({msg.encoding!r}): {status.value}",
                                       throttle_duration_sec=1.0)
             return
-        self.runner.gate.update_camera(name, pixels, to_seconds(msg.header.stamp))
+        stamp_s = to_seconds(msg.header.stamp)
+        self.runner.gate.update_camera(name, pixels, stamp_s)
+        if self.trigger is not None and self.trigger.on_frame(name, stamp_s, self._now_s()):
+            self._frames_ready.trigger()
 
     def _on_joint_state(self, msg: JointState) -> None:
         positions, _, status = self.reader.read(msg)
@@ -162,8 +178,15 @@ class PolicyNode(Node):
                 f"{self.spec.embedding_size} (or a value is not finite)",
                 throttle_duration_sec=1.0)
 
+    def _on_timer(self) -> None:
+        if self.trigger is None or self.trigger.on_timer(self._now_s()):
+            self._infer()
+
     def _infer(self) -> None:
-        out, status = self.runner.step(self._now_s())
+        now_s = self._now_s()
+        if self.trigger is not None:
+            self.trigger.started(now_s)
+        out, status = self.runner.step(now_s)
         if out is None:
             if status is Status.HOLD_NON_FINITE:
                 self.get_logger().warning("policy output not finite: chunk dropped",
@@ -187,6 +210,9 @@ class PolicyNode(Node):
                  for name, stats in (("encoder", r.encoder_time), ("policy", r.policy_time),
                                      ("total", r.total_time)) for q in ("p50", "p99")]
         extra += [(f"holds_by_reason.{k}", str(v)) for k, v in sorted(r.holds.items())]
+        if self.trigger is not None:
+            extra += [("started_by_frames", str(self.trigger.frame_starts)),
+                      ("started_by_timer", str(self.trigger.timer_starts))]
         extra.append(("last_reason", r.reason or "none"))
         status = stage_status(f"{self.get_name()}: inference", r.chunks.summary(now_s),
                               self.profile.name, stale_after_s=1.0, extra=extra)
@@ -194,8 +220,8 @@ class PolicyNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    """Run the node on a MultiThreadedExecutor (inference beside the subscriptions)."""
-    run_node(PolicyNode, args, executor_factory=MultiThreadedExecutor)
+    """Run the node on a SingleThreadedExecutor (see the module docstring)."""
+    run_node(PolicyNode, args)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The whole stack in one process, on one MultiThreadedExecutor (`hv2r run`, tests, demos).
+"""The whole stack in one process, one executor per node (`hv2r run`, tests, demos).
 
 ``build_stack`` asks ``stack_plan.plan_stack`` for the nodes and their parameter files (the
 plan the launch files start as separate processes), and constructs each node class with
@@ -6,6 +6,17 @@ plan the launch files start as separate processes), and constructs each node cla
 parses the files exactly as for ``ros2 run`` (``/**`` wildcards, later files winning). A
 parameter set in a file that the node does not declare is an error (a typo would otherwise be
 ignored). Lifecycle nodes with ``enable_autostart`` are configured and activated by ``start``.
+
+Executors (``executors``): ``per_node`` (default) gives every node its own executor on its own
+thread: a SingleThreadedExecutor, or a MultiThreadedExecutor with one thread per callback group
+for a node that uses several (the prompt node: progress tracking beside re-prompting).
+``shared`` puts every node on one MultiThreadedExecutor, as before. rclpy rebuilds an
+executor's wait set on every spin and a MultiThreadedExecutor hands each callback to a thread
+pool: over seven nodes on two cores that cost about twice the CPU per callback, and the 100 Hz
+command output lost ticks (docs/performance.md has the figures).
+Nodes named in ``separate`` (executables, e.g. the cameras, or ``synthetic_robot``) run as child
+processes with the same parameter files, as the launch files start them; ``shutdown``
+interrupts them.
 
 ``Stack.stop`` ends a run in this order:
 
@@ -15,7 +26,8 @@ ignored). Lifecycle nodes with ``enable_autostart`` are configured and activated
    (``HOLD_SETTLE_S``), the output is re-seeded from the measured state and that is its
    final command: the last command equals the measured state.
 2. stop publishing: every timer of every node is cancelled.
-3. the executor, the nodes and (when the stack created it) the rclpy context shut down.
+3. the executors, the nodes, the child processes and (when the stack created it) the rclpy
+   context shut down.
 
 Transitions and the final command run inside the node's own callback group (a guard
 condition), never beside its callbacks on another thread.
@@ -27,6 +39,9 @@ import dataclasses
 import importlib
 import os
 import shutil
+import signal
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -37,7 +52,8 @@ import numpy as np
 import rclpy
 import yaml
 from rclpy.context import Context
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import (
+    Executor, ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor)
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
@@ -49,7 +65,10 @@ from hv2r_ros.ros.stack_plan import (
 #: the final command [s] (about ten time constants of a stiff position controller).
 HOLD_SETTLE_S = 0.2
 _BRAKE_MARGIN_S = 1.0  # beyond the slowest joint's braking time from its velocity limit
-_SPIN_POLL_S = 0.1  # how soon the executor thread notices a stop [s]
+_SPIN_POLL_S = 0.1  # how soon an executor thread notices a stop [s]
+_PROCESS_STOP_S = 5.0  # SIGINT to a child node process, then SIGKILL [s]
+EXECUTORS = ("per_node", "shared")
+SYNTHETIC_ROBOT = "synthetic_robot"
 
 
 def node_class(executable: str) -> type:
@@ -94,33 +113,74 @@ def make_node(node: NodePlan, *, context: Context, namespace: str, directory: Pa
     return instance
 
 
+def callback_groups(node: Node) -> int:
+    """How many callback groups ``node``'s subscriptions, timers, guard conditions, services
+    and clients use: the callbacks it can run in parallel."""
+    entities = (*node.subscriptions, *node.timers, *node.guards, *node.services, *node.clients)
+    return len({id(entity.callback_group) for entity in entities}) or 1
+
+
+def node_executor(node: Node, context: Context) -> Executor:
+    """A SingleThreadedExecutor for ``node``, or a MultiThreadedExecutor with one thread per
+    callback group when it uses several."""
+    groups = callback_groups(node)
+    if groups > 1:
+        return MultiThreadedExecutor(num_threads=groups, context=context)
+    return SingleThreadedExecutor(context=context)
+
+
+def node_process_command(node: NodePlan, *, namespace: str, directory: Path) -> list[str]:
+    """The command that runs ``node`` as its own process (``python -m hv2r_ros.nodes.<exe>``)
+    with its parameter files, as a launch file starts it."""
+    module = require_node(node.executable).partition(":")[0]
+    args = [sys.executable, "-m", module, "--ros-args", "-r", f"__node:={node.name}"]
+    if namespace:
+        args += ["-r", f"__ns:=/{namespace.strip('/')}"]
+    for path in _parameter_files(node, directory):
+        args += ["--params-file", path]
+    return args
+
+
 class Stack:
-    """The nodes of one plan on one executor (build with ``build_stack``).
+    """The nodes of one plan, their executors and child processes (build with
+    ``build_stack``).
 
     Attributes:
         plan: The ``StackPlan`` the nodes were built from.
         nodes: Node name -> node, in data-path order.
-        executor: The MultiThreadedExecutor spinning them (``start``).
+        executors: The executors spinning them, once started (module docstring).
+        executor_mode: ``per_node`` or ``shared``.
+        separate: Node name -> the command of a node run as a child process (``start`` spawns
+            them).
+        processes: Node name -> the child process running it.
         context: The rclpy context of every node.
-        error: An exception that ended the executor's spin (a callback raised), else None.
+        error: An exception that ended an executor's spin (a callback raised), else None.
     """
 
     def __init__(self, plan: StackPlan, context: Context, *, own_context: bool,
-                 workdir: Path) -> None:
+                 workdir: Path, executors: str = "per_node",
+                 separate: dict[str, list[str]] | None = None) -> None:
+        if executors not in EXECUTORS:
+            raise StackError("unknown executor arrangement", field="executors", value=executors,
+                             choices=list(EXECUTORS))
         self.plan, self.context = plan, context
         self.nodes: dict[str, Node] = {}
-        self.executor = MultiThreadedExecutor(num_threads=max(4, os.cpu_count() or 1),
-                                              context=context)
+        self.executors: list[Executor] = []
+        self.executor_mode = executors
+        self.separate = dict(separate or {})
+        self.processes: dict[str, subprocess.Popen] = {}
         self.error: BaseException | None = None
         self._own_context, self._workdir = own_context, workdir
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._activated: list[LifecycleNode] = []
         self._stopping = threading.Event()
+        self._shared: Executor | None = None
 
     def add(self, node: Node) -> None:
-        """Add a node to the stack and its executor."""
+        """Add a node to the stack (and, once started, spin it at once)."""
         self.nodes[node.get_name()] = node
-        self.executor.add_node(node)
+        if self._threads:
+            self._spin(node)
 
     @property
     def output_node(self) -> Node | None:
@@ -144,15 +204,37 @@ class Stack:
                 self._activated.append(node)
 
     def start(self) -> None:
-        """Autostart the lifecycle nodes, then spin the executor on a background thread."""
+        """Autostart the lifecycle nodes, spawn the separate nodes, spin every node."""
         self.configure()
-        self._thread = threading.Thread(target=self._spin, name="hv2r-stack", daemon=True)
-        self._thread.start()
+        for name, command in self.separate.items():
+            with (self._workdir / f"{name}.log").open("w") as log:
+                self.processes[name] = subprocess.Popen(
+                    command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        if self.executor_mode == "shared":
+            self._shared = MultiThreadedExecutor(num_threads=max(4, os.cpu_count() or 1),
+                                                 context=self.context)
+        for node in self.nodes.values():
+            self._spin(node)
 
-    def _spin(self) -> None:
+    def _spin(self, node: Node) -> None:
+        if self._shared is not None:
+            self._shared.add_node(node)
+            if self._threads:
+                return
+            executor = self._shared
+        else:
+            executor = node_executor(node, self.context)
+            executor.add_node(node)
+        self.executors.append(executor)
+        thread = threading.Thread(target=self._spin_loop, args=(executor,), daemon=True,
+                                  name=f"hv2r-{node.get_name()}")
+        self._threads.append(thread)
+        thread.start()
+
+    def _spin_loop(self, executor: Executor) -> None:
         try:
             while self.context.ok() and not self._stopping.is_set():
-                self.executor.spin_once(timeout_sec=_SPIN_POLL_S)
+                executor.spin_once(timeout_sec=_SPIN_POLL_S)
         except ExternalShutdownException:
             pass
         except BaseException as exc:  # noqa: BLE001 - reported by run_stack, exit non-zero
@@ -160,8 +242,9 @@ class Stack:
 
     @property
     def running(self) -> bool:
-        """The executor thread is alive."""
-        return self._thread is not None and self._thread.is_alive()
+        """Every executor thread and child process is alive."""
+        return bool(self._threads) and all(t.is_alive() for t in self._threads) and all(
+            p.poll() is None for p in self.processes.values())
 
     def call_in(self, node: Node, function: Callable[[], Any], timeout_s: float = 5.0) -> Any:
         """Run ``function`` once in ``node``'s default callback group (through a guard
@@ -221,23 +304,41 @@ class Stack:
             for timer in list(node.timers):
                 timer.cancel()
 
+    def stop_processes(self) -> None:
+        """Interrupt the child node processes (SIGINT, then SIGKILL after
+        ``_PROCESS_STOP_S``) and wait for them."""
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=_PROCESS_STOP_S)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
     def shutdown(self) -> None:
-        """Stop the executor, destroy the nodes, shut down an own context, remove temp files."""
+        """Stop the executors and child processes, destroy the nodes, shut down an own
+        context, remove temp files."""
         self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5.0)
-        # Callbacks already handed to the thread pool end by triggering the executor's guard
+        for thread in self._threads:
+            thread.join(timeout=5.0)
+        # Callbacks already handed to a thread pool end by triggering the executor's guard
         # condition, which rclpy 9's MultiThreadedExecutor.shutdown destroys without waiting
         # for them ("cannot use Destroyable"): let them finish first.
         deadline = time.monotonic() + 2.0
         while time.monotonic() < deadline and not all(
-                task.done() for task in list(getattr(self.executor, "_futures", ()))):
+                task.done() for executor in self.executors
+                for task in list(getattr(executor, "_futures", ()))):
             time.sleep(0.005)
-        self.executor.shutdown()
+        for executor in self.executors:
+            executor.shutdown()
+        self.stop_processes()
         for node in reversed(list(self.nodes.values())):
-            self.executor.remove_node(node)
             node.destroy_node()
         self.nodes.clear()
+        self.executors.clear()
+        self._threads.clear()
         if self._own_context:
             rclpy.try_shutdown(context=self.context)
         shutil.rmtree(self._workdir, ignore_errors=True)
@@ -282,12 +383,14 @@ def shared_memory_segment_bytes(pid: int | None = None) -> int | None:
     return max(sizes, default=None)
 
 
-def with_synthetic_inputs(plan: StackPlan, directory: Path, *, set_prompt: bool) -> StackPlan:
+def with_synthetic_inputs(plan: StackPlan, directory: Path, *, set_prompt: bool,
+                          size_px: tuple[int, int] | None = None) -> StackPlan:
     """``plan`` with its cameras playing generated videos written to ``directory`` (and the
-    prompt a generated goal image when ``set_prompt``)."""
-    from hv2r_ros.ros.synthetic import write_media
+    prompt a generated goal image when ``set_prompt``); ``size_px`` (width, height) of the
+    videos, None for the default (``synthetic.VIDEO_SIZE_PX``)."""
+    from hv2r_ros.ros.synthetic import VIDEO_SIZE_PX, write_media
 
-    media = write_media(directory, list(plan.cameras))
+    media = write_media(directory, list(plan.cameras), size_px or VIDEO_SIZE_PX)
     for camera, path in media.videos.items():
         plan = plan.with_values(f"{camera}_camera", {"source": "file", "path": path})
     if set_prompt:
@@ -298,7 +401,9 @@ def with_synthetic_inputs(plan: StackPlan, directory: Path, *, set_prompt: bool)
 def build_stack(robot: str, *, models: str, sim: bool = False, synthetic: bool = False,
                 prompt_video: str = "", namespace: str = "", output: str = "",
                 extra_params: Sequence[str] = (), context: Context | None = None,
-                use_fastdds_profile: bool = True) -> Stack:
+                use_fastdds_profile: bool = True, executors: str = "per_node",
+                separate: Sequence[str] = (),
+                synthetic_size_px: tuple[int, int] | None = None) -> Stack:
     """Plan the stack, construct every node, return it ready to ``start``.
 
     Args:
@@ -310,6 +415,11 @@ def build_stack(robot: str, *, models: str, sim: bool = False, synthetic: bool =
             one, initialised here after the Fast DDS profile variables are set.
         use_fastdds_profile: Select the shipped Fast DDS profile unless one is set (new
             context only: Fast DDS reads it when a process creates its first participant).
+        executors: ``per_node`` or ``shared`` (module docstring).
+        separate: Executables whose nodes run as child processes (``camera``, and
+            ``synthetic_robot`` with ``synthetic``); they inherit this process's environment,
+            the Fast DDS profile variables included.
+        synthetic_size_px: (width, height) of the synthetic camera videos [px].
 
     Raises:
         StackError, ConfigError: Anything wrong with the arguments, files, models or devices;
@@ -324,7 +434,8 @@ def build_stack(robot: str, *, models: str, sim: bool = False, synthetic: bool =
     workdir = Path(tempfile.mkdtemp(prefix="hv2r-run-"))
     try:
         if synthetic:
-            plan = with_synthetic_inputs(plan, workdir / "media", set_prompt=not prompt_video)
+            plan = with_synthetic_inputs(plan, workdir / "media", set_prompt=not prompt_video,
+                                         size_px=synthetic_size_px)
         own_context = context is None
         if own_context:
             os.environ.update(plan.environment)
@@ -334,11 +445,20 @@ def build_stack(robot: str, *, models: str, sim: bool = False, synthetic: bool =
     except BaseException:
         shutil.rmtree(workdir, ignore_errors=True)
         raise
-    stack = Stack(plan, context, own_context=own_context, workdir=workdir)
+    commands = {node.name: node_process_command(node, namespace=namespace, directory=workdir)
+                for node in plan.nodes if node.executable in separate}
+    if synthetic and SYNTHETIC_ROBOT in separate:
+        commands[SYNTHETIC_ROBOT] = [sys.executable, "-m", "hv2r_ros.ros.synthetic",
+                                     plan.robot, "--ros-args"] + (
+            ["-r", f"__ns:=/{namespace.strip('/')}"] if namespace else [])
+    stack = Stack(plan, context, own_context=own_context, workdir=workdir, executors=executors,
+                  separate=commands)
     try:
         for node in plan.nodes:
-            stack.add(make_node(node, context=context, namespace=namespace, directory=workdir))
-        if synthetic:
+            if node.executable not in separate:
+                stack.add(make_node(node, context=context, namespace=namespace,
+                                    directory=workdir))
+        if synthetic and SYNTHETIC_ROBOT not in separate:
             from hv2r_ros.ros.synthetic import SyntheticRobot
 
             stack.add(SyntheticRobot(plan.profile, context=context, namespace=namespace))

@@ -2,14 +2,17 @@
 --synthetic`): generated camera videos and goal image, and a robot that follows the commands.
 
 ``write_media`` writes one short looping video per camera (a textured background whose
-brightness swings over the loop, with a moving square, different per camera) and a goal
-image; the camera nodes play them as ``source: file`` and the prompt node embeds the goal.
+brightness swings over the loop, with a moving square, different per camera; 160 x 120 unless
+a size is given: ``hv2r bench graph`` plays 640 x 480) and a goal image; the camera nodes play
+them as ``source: file`` and the prompt node embeds the goal.
 ``SyntheticRobot`` closes the loop: it subscribes to the robot's controller topic
 (``JointTrajectory`` for a joint trajectory controller, ``Float64MultiArray`` for a forward
 position controller), follows the commanded positions with the first-order lag of a stiff
 position controller (``hv2r_ros.sim.kinematic.KinematicRobot``) and publishes ``joint_states``
 at the control rate, starting at the profile's home pose. It has no dynamics, cameras or
-contacts: it exercises the graph, not a task.
+contacts: it exercises the graph, not a task. ``python -m hv2r_ros.ros.synthetic ROBOT
+[--ros-args ...]`` runs it alone, as its own process (``hv2r bench graph`` does: a robot is
+never inside the stack's process).
 """
 
 from __future__ import annotations
@@ -48,25 +51,32 @@ def _frame(index: int, seed: int, background: np.ndarray) -> np.ndarray:
     """One BGR frame: ``background``, its brightness swinging over the loop, with a square
     moving along a circle. The brightness changes what an encoder sees as a whole (a square
     moving inside the image barely moves a pooled embedding), so the policy's input changes."""
-    width, height = VIDEO_SIZE_PX
+    height, width = background.shape[:2]
     angle = 2.0 * np.pi * index / VIDEO_FRAMES + seed
     frame = np.clip(background * (1.0 + 0.6 * np.sin(angle)), 0, 255).astype(np.uint8)
     cx = int(width / 2 + 0.3 * width * np.cos(angle))
     cy = int(height / 2 + 0.3 * height * np.sin(angle))
+    half = max(2, round(12 * width / VIDEO_SIZE_PX[0]))
     colour = tuple(int(c) for c in np.random.default_rng(seed).integers(64, 256, 3))
-    cv2.rectangle(frame, (cx - 12, cy - 12), (cx + 12, cy + 12), colour, thickness=-1)
+    cv2.rectangle(frame, (cx - half, cy - half), (cx + half, cy + half), colour, thickness=-1)
     return frame
 
 
-def write_media(directory: str | Path, cameras: Sequence[str]) -> SyntheticMedia:
+def write_media(directory: str | Path, cameras: Sequence[str],
+                size_px: tuple[int, int] = VIDEO_SIZE_PX) -> SyntheticMedia:
     """Write ``<camera>.mp4`` per camera and ``goal.png`` into ``directory``.
+
+    Args:
+        directory: Where to write (created).
+        cameras: Camera names, one video each.
+        size_px: (width, height) of the videos [px].
 
     Raises:
         ConfigError: OpenCV cannot write an mp4 here (no video encoder).
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    width, height = VIDEO_SIZE_PX
+    width, height = size_px
     videos = {}
     for seed, camera in enumerate(cameras):
         background = np.random.default_rng(100 + seed).integers(
@@ -142,3 +152,22 @@ class SyntheticRobot(Node):
         self.msg.header.stamp = self.get_clock().now().to_msg()
         self.msg.position = float64_array(q)
         self.publisher.publish(self.msg)
+
+
+def main(args: list[str] | None = None) -> None:
+    """``python -m hv2r_ros.ros.synthetic ROBOT [--ros-args ...]``: the synthetic robot alone."""
+    import sys
+
+    from hv2r_ros.core.robot_profile import load_robot_profile
+    from hv2r_ros.ros.spin import run_node
+
+    argv = sys.argv[1:] if args is None else list(args)
+    if not argv or argv[0].startswith("-"):
+        raise SystemExit("usage: python -m hv2r_ros.ros.synthetic ROBOT [--ros-args ...]")
+    profile = load_robot_profile(argv[0])
+    run_node(lambda: SyntheticRobot(profile), ["synthetic_robot", *argv[1:]],
+             name="synthetic_robot")
+
+
+if __name__ == "__main__":
+    main()
