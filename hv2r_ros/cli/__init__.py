@@ -30,6 +30,7 @@ SUBCOMMANDS = {
     "train": ("hv2r_ros.cli.train", "train the reference encoder and policy (torch extra)"),
     "eval": ("hv2r_ros.cli.eval", "closed-loop success rates on held-out human-video prompts"),
     "run": ("hv2r_ros.cli.run", "run the whole stack in one process (no ros2 launch needed)"),
+    "soak": ("hv2r_ros.cli.soak", "sim episodes with random faults, the nodes as processes"),
 }
 
 

@@ -20,15 +20,25 @@ name, never index), shape, finiteness, quaternion norms, ``times_s`` (finite, >=
 increasing), and the stamp: more than ``future_tolerance_s`` ahead of the receipt time, not
 newer than the last accepted stamp, or older than ``max_action_age_s``. Only a forwarded chunk
 feeds the watchdog. Stamps are judged on the stamps' clock (``now_s``); the watchdog, the
-authority ramp and the joint state's age on the injected monotonic clock.
+authority ramp and the joint state's age on the injected monotonic clock. A stamped joint state
+(stamp not zero) is used only when its stamp is newer than the previous one, not from the future
+and not older than ``max_state_age_s`` at receipt: a stalled driver repeating its last message,
+or a delayed one, does not count as a measurement.
+
+One source per activation: the node reports the publishers of the action topic
+(``note_sources``); those present at the first chunk accepted after activation are bound, and a
+publisher that appears later (a restarted or a second policy) holds (``HOLD_REQUESTED``) until the
+next activation. A restarted policy therefore stays inactive until the operator activates the
+stage again.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import math
 import time
-from typing import Callable, Sequence
+from typing import Callable, Collection, Sequence
 
 import numpy as np
 import pinocchio as pin
@@ -136,6 +146,12 @@ class ActionFilter:
         self._q: np.ndarray | None = None
         self._q_time_s = -math.inf
         self._q_problem = "no valid joint_states yet"
+        self._q_stamp_s: float | None = None
+        #: Joint states not used, by reason (``Status`` name): stale, future, not newer.
+        self.state_rejections: collections.Counter[str] = collections.Counter()
+        self._sources_now: frozenset[str] | None = None
+        self._bound: frozenset[str] | None = None
+        self._source_latch = ""
         if self.cartesian:
             self._model = profile.kinematic_model()
             self._frame_ids = [self._model.frame_id(f) for f in self.names]
@@ -155,8 +171,10 @@ class ActionFilter:
         return self.stats.summary(self._clock())
 
     def activate(self) -> None:
-        """Start following chunks: re-seed (watchdog, stamps) and start the authority ramp."""
+        """Start following chunks: re-seed (watchdog, stamps), start the authority ramp, and
+        forget the bound action source (the next accepted chunk binds it anew)."""
         self._active = True
+        self._bound, self._source_latch = None, ""
         self._reseed()
 
     def deactivate(self) -> None:
@@ -173,20 +191,50 @@ class ActionFilter:
         self._previous_stamp_s = None
         self._rejected = None
 
-    def on_joint_state(self, positions: np.ndarray | None, status: Status = Status.OK) -> None:
+    def on_joint_state(self, positions: np.ndarray | None, status: Status = Status.OK,
+                       stamp_s: float = 0.0, now_s: float = 0.0) -> Status:
         """Record a measured joint state (profile order), as ``JointStateReader.read`` gives it.
 
         A message that does not name the profile's joints (``HOLD_WRONG_NAMES``: a gripper or
         another robot's joints on the same topic) is ignored; any other invalid one drops the
-        measurement until the next valid one.
+        measurement until the next valid one. A stamped one (``stamp_s`` > 0, judged against
+        the receipt time ``now_s`` on the stamps' clock) stamped in the future, not newer than
+        the previous one or older than ``max_state_age_s`` is not used (module docstring).
+
+        Returns:
+            ``OK`` when used, else why not.
         """
         if status is Status.HOLD_WRONG_NAMES:
-            return
+            return status
         if positions is None or status is not Status.OK or not np.isfinite(positions).all():
             self._q, self._q_problem = None, f"invalid joint_states ({status.name})"
-            return
+            return status if status is not Status.OK else Status.HOLD_INVALID_MEASUREMENT
+        if stamp_s > 0.0:
+            status = check_stamp(float(stamp_s), float(now_s), self._q_stamp_s,
+                                 self.config.max_state_age_s, self.config.future_tolerance_s)
+            if status is not Status.OK:
+                self.state_rejections[status.name] += 1
+                return status
+            self._q_stamp_s = float(stamp_s)
         self._q = np.array(positions, dtype=np.float64)
         self._q_time_s = self._clock()
+        return Status.OK
+
+    def note_sources(self, sources: Collection[str]) -> bool:
+        """The publishers of the action topic now (any ids, e.g. endpoint GIDs).
+
+        Those present at the first chunk accepted after activation are bound; a publisher not
+        bound latches ``HOLD_REQUESTED`` until the next :meth:`activate`. Returns whether the
+        source latch is set.
+        """
+        self._sources_now = frozenset(sources)
+        if self._active and self._bound is not None and not self._sources_now <= self._bound:
+            if not self._source_latch:
+                new = len(self._sources_now - self._bound)
+                self._source_latch = (f"{new} new publisher(s) of the action topic: the policy "
+                                      "restarted or another node publishes; deactivate and "
+                                      "activate the safety filter to follow it")
+        return bool(self._source_latch)
 
     def on_estop(self, asserted: bool) -> bool:
         """Follow the e-stop input; returns whether the e-stop is latched."""
@@ -249,6 +297,8 @@ class ActionFilter:
             return self.reject(status, stamp_s, now_s)
         if self.estop.latched:
             return self.reject(Status.HOLD_ESTOP, stamp_s, now_s, invalid=False)
+        if self._source_latch:
+            return self.reject(Status.HOLD_REQUESTED, stamp_s, now_s, invalid=False)
         q = self._measurement()
         if q is None:
             return self.reject(Status.HOLD_INVALID_MEASUREMENT, stamp_s, now_s, invalid=False)
@@ -261,6 +311,8 @@ class ActionFilter:
             out, status = self._limit_joint(q, values, dts)
         self._previous_stamp_s = float(stamp_s)
         self._rejected = None
+        if self._bound is None:
+            self._bound = self._sources_now
         self.watchdog.feed()
         self.stats.record(self._clock(), now_s - stamp_s, status)
         return out, status
@@ -324,14 +376,17 @@ class ActionFilter:
     def state(self) -> tuple[Status, str]:
         """What the stage does now: ``(OK, "")`` while it forwards, else ``(HOLD_*, reason)``.
 
-        In order: inactive, e-stop latched, watchdog expired (no valid chunk within the
-        timeout, or none since activation), joint state missing or stale, last chunk rejected.
+        In order: inactive, e-stop latched, a new action source since activation, watchdog
+        expired (no valid chunk within the timeout, or none since activation), joint state
+        missing or stale, last chunk rejected.
         Texts carry no changing numbers, so a state message changes only with the state.
         """
         if not self._active:
             return Status.HOLD_NOT_STARTED, "safety filter not active (lifecycle)"
         if self.estop.latched:
             return Status.HOLD_ESTOP, f"{self.estop.reason}; operator reset needed"
+        if self._source_latch:
+            return Status.HOLD_REQUESTED, self._source_latch
         if self.watchdog.expired():
             timeout_ms = self.watchdog.timeout_s * 1e3
             if math.isinf(self.watchdog.age_s()):

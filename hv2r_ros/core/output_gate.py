@@ -11,6 +11,8 @@ import math
 import time
 from typing import Callable
 
+import numpy as np
+
 from hv2r_ros.core.action_filter import ACTIVE
 from hv2r_ros.core.errors import LimitsError
 from hv2r_ros.core.safety.watchdog import CommandWatchdog
@@ -127,3 +129,48 @@ class OutputGate:
             return f"safety state {self.safety_state or '(none yet)'!r}"
         return (f"joint_states age {self.state_watchdog.age_s():.3f} s, "
                 f"command age {self.watchdog.age_s():.3f} s")
+
+
+class ResumeReadiness:
+    """Whether a resume may re-seed the output from the measured state now.
+
+    A re-seed makes the command equal to the measured state. Done while the robot still lags its
+    resting command (a position-controlled joint lags a period or two; one that refused commands
+    lags more), it steps the command back or jumps it. So a resume waits until the command has
+    rested ``settle_periods`` control periods, the measured state is within one period's travel
+    at the speed limit of it, and the last ``samples`` measured states each moved less than
+    ``step`` (the robot has stopped). Samples are judged as they arrive, not per period, so late
+    samples arriving in a burst do not look still.
+
+    Args:
+        velocity_max: Speed limits [rad/s or m/s], shape (n,).
+        period_s: Control period [s].
+        step: Largest move between two samples of a robot at rest [rad or m], shape (n,): the
+            guard's acceleration bound times the period squared keeps the re-seed inside it.
+        settle_periods: Periods the command rests first.
+        samples: Consecutive still samples.
+    """
+
+    def __init__(self, velocity_max: np.ndarray, period_s: float, step: np.ndarray,
+                 settle_periods: int = 5, samples: int = 3) -> None:
+        self.tolerance = np.asarray(velocity_max, dtype=np.float64) * period_s
+        self.step = np.asarray(step, dtype=np.float64)
+        self.settle_periods, self.samples = int(settle_periods), int(samples)
+        self._still_periods = 0
+        self._still_samples = 0
+        self._q: np.ndarray | None = None
+
+    def measured(self, q: np.ndarray) -> None:
+        """A valid measured state arrived [rad or m], shape (n,)."""
+        q = np.asarray(q, dtype=np.float64)
+        still = self._q is not None and bool(np.all(np.abs(q - self._q) <= self.step))
+        self._still_samples = self._still_samples + 1 if still else 0
+        self._q = q
+
+    def period(self, command: np.ndarray | None, commanding_motion: bool) -> bool:
+        """Once per control period with the last command; True when a re-seed may happen."""
+        caught_up = command is not None and self._q is not None and bool(
+            np.all(np.abs(self._q - command) <= self.tolerance))
+        ready = caught_up and not commanding_motion and self._still_samples >= self.samples
+        self._still_periods = self._still_periods + 1 if ready else 0
+        return self._still_periods > self.settle_periods

@@ -7,10 +7,14 @@ Subscriptions:
         absolute end-effector poses [m, unit quaternion] in the base frame; JointTrajectory with
         ``joint``: joint positions [rad or m]), reliable depth 5. Validated again; invalid: hold.
     hv2r/safety/state (std_msgs/String, latched): anything but ``ACTIVE`` holds; ``ACTIVE``
-        after a hold resumes (re-seed from the measured state).
+        after a hold resumes (re-seed from the measured state, once the command has rested
+        ``RESUME_SETTLE_S`` = 50 ms with the robot stopped within ``v_max * T`` of it).
     hv2r/estop (std_msgs/Bool, latched): True holds at once; False alone does not resume.
     joint_states (sensor_msgs/JointState, sensor QoS): the measured state, mapped by name
         (ros2_control outputs; the arm SDK output reads the robot's ``rt/lowstate`` instead).
+        A stamped one (stamp not zero) stamped in the future, not newer than the previous one
+        or older than ``max_state_age_s`` at receipt is not used: a stalled driver repeating
+        its last message is a missing measurement.
 Publications:
     <profile command_interface.topic>: trajectory_msgs/JointTrajectory (the command at
         ``time_from_start`` = one control period, held to two so that a late delivery is not
@@ -29,7 +33,9 @@ Parameters: see ``parameter_table`` (units in names and descriptions).
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import math
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray
@@ -39,10 +45,11 @@ from std_msgs.msg import Bool, String
 from trajectory_msgs.msg import JointTrajectory, MultiDOFJointTrajectory
 
 from hv2r_ros.core.chunk_executor import STRATEGIES, ChunkExecutor
-from hv2r_ros.core.output_gate import OutputGate
+from hv2r_ros.core.output_gate import OutputGate, ResumeReadiness
 from hv2r_ros.core.command_chain import CartesianCommandChain
 from hv2r_ros.core.robot_profile import load_robot_profile
 from hv2r_ros.core.safety.joint_guard import JointGuard
+from hv2r_ros.core.safety.validate import check_stamp
 from hv2r_ros.core.stats import StageStats
 from hv2r_ros.core.status import Status
 from hv2r_ros.ros.actions import read_cartesian_chunk, read_joint_chunk
@@ -52,11 +59,15 @@ from hv2r_ros.ros.spin import run_node
 from hv2r_ros.ros.joints import JointStateReader
 from hv2r_ros.ros.params import ParamSpec, add_validator, declare
 from hv2r_ros.ros.qos import action_qos, diagnostics_qos, latched_qos, sensor_qos
+from hv2r_ros.ros.stamps import to_seconds
 
 NAME = "command_output"
 ROBOT = ParamSpec("robot", "str", "panda", "Robot profile name or profile YAML path",
                   read_only=True)
 DIAGNOSTICS_PERIOD_S = 1.0
+#: A resume waits until the command has rested this long [s] with the robot stopped near it
+#: (``ResumeReadiness``), so the re-seed to the measured state does not step back or jump.
+RESUME_SETTLE_S = 0.05
 #: Settable at run time: ChunkExecutor attributes, then OutputGate attributes.
 _LIVE = ("strategy", "ensemble_decay_per_s", "command_timeout_s", "max_state_age_s")
 
@@ -109,6 +120,11 @@ class CommandOutputNode(Node):
         self.gate = OutputGate(p["command_timeout_s"], p["max_state_age_s"])
         self.reader = JointStateReader(profile.joint_names)
         self.q_measured = None
+        self._state_stamp_s: float | None = None
+        self.resume = ResumeReadiness(profile.limits.velocity_max, self.period_s,
+                                      self.guard.acceleration_limit * self.period_s ** 2,
+                                      math.ceil(RESUME_SETTLE_S / self.period_s))
+        self.state_rejections: collections.Counter[str] = collections.Counter()
         self.output_stats, self.step_stats = StageStats(), StageStats()
         self._hold: Status | None = Status.HOLD_NOT_STARTED
         self.output = make_output(self, profile, self.period_s, p, self._on_measured)
@@ -163,10 +179,22 @@ class CommandOutputNode(Node):
 
     def _on_joint_state(self, msg: JointState) -> None:
         q, _, _ = self.reader.read(msg)
-        if q is not None:
-            self._on_measured(q)
+        if q is None:
+            return
+        stamp_s = to_seconds(msg.header.stamp)
+        if stamp_s > 0.0:
+            status = check_stamp(stamp_s, self._now_s(), self._state_stamp_s,
+                                 self.gate.max_state_age_s)
+            if status is not Status.OK:
+                self.state_rejections[status.name] += 1
+                self.get_logger().warning(f"joint_states not used: {status.value}",
+                                          throttle_duration_sec=1.0)
+                return
+            self._state_stamp_s = stamp_s
+        self._on_measured(q)
 
     def _on_measured(self, q) -> None:
+        self.resume.measured(q)
         self.q_measured = q
         self.gate.state_received()
 
@@ -181,7 +209,8 @@ class CommandOutputNode(Node):
         now = self._now_s()
         if until_next is not None:
             now += until_next * 1e-9 - self.period_s
-        hold, reseed = self.gate.decide(at_rest=not self.guard.velocity.any())
+        at_rest = self.resume.period(self.guard.position, self.guard.velocity.any())
+        hold, reseed = self.gate.decide(at_rest=at_rest)
         if hold is None and not self.output.engaged:
             hold = Status.HOLD_NOT_STARTED  # the arm SDK blend is still ramping in
         if reseed:  # resume: the first command equals the measured state
@@ -227,7 +256,9 @@ class CommandOutputNode(Node):
         extra = [("step_p50_ms", f"{step.latency_p50_ms:.3f}"),
                  ("step_p99_ms", f"{step.latency_p99_ms:.3f}"), ("hold_reason", hold),
                  ("safety_state", self.gate.safety_state or "none"),
-                 ("strategy", self.chunks.strategy), *self.output.diagnostics()]
+                 ("strategy", self.chunks.strategy), *self.output.diagnostics(),
+                 *((f"joint_states_not_used.{k}", str(n))
+                   for k, n in sorted(self.state_rejections.items()))]
         stale = 3.0 * self.period_s
         self.diagnostics_pub.publish(diagnostic_array([
             stage_status(f"{NAME}: chunks", self.chunks.stats.summary(self._now_s()),
@@ -241,7 +272,7 @@ def main(args: list[str] | None = None) -> None:
     """Console entry point ``command_output``; after Ctrl-C the output is released too."""
     built = []
     try:
-        run_node(lambda: built.append(CommandOutputNode()) or built[-1], args)
+        run_node(lambda: built.append(CommandOutputNode()) or built[-1], args, name=NAME)
     finally:
         for node in built:
             node.release_output()

@@ -16,10 +16,19 @@ Services:
     ~/reset_estop (std_srvs/Trigger): operator reset; refused while hv2r/estop is asserted.
 Parameters (``PARAMS``; read on configure): robot, action_space, command_timeout_s [s],
     max_action_age_s [s], max_state_age_s [s], authority_ramp_s [s], state_rate_hz [Hz],
-    diagnostics_rate_hz [Hz], enable_autostart.
+    diagnostics_rate_hz [Hz], enable_autostart, estop_latch_file.
+A latched e-stop survives a restart of the node: it is written to ``estop_latch_file`` and read
+back on configure; only the operator reset removes it. Joint states stamped in the future, not
+newer than the previous one or older than ``max_state_age_s`` are not used. The publishers of
+hv2r/action present at the first chunk after activation are the only source: a new one (a
+restarted policy) holds until the node is deactivated and activated again.
 """
 
 from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
 
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
@@ -31,13 +40,15 @@ from trajectory_msgs.msg import JointTrajectory, MultiDOFJointTrajectory
 
 from hv2r_ros.core.action_filter import ACTION_SPACES, ActionFilter, ActionFilterConfig, \
     state_message
-from hv2r_ros.core.errors import Hv2rError
+from hv2r_ros.core.errors import ConfigError, Hv2rError
 from hv2r_ros.core.robot_profile import load_robot_profile
+from hv2r_ros.core.status import Status
 from hv2r_ros.ros import actions, qos
 from hv2r_ros.ros.diagnostics import diagnostic_array, stage_status
 from hv2r_ros.ros.joints import JointStateReader
 from hv2r_ros.ros.params import ParamSpec, add_validator, declare
 from hv2r_ros.ros.spin import run_node
+from hv2r_ros.ros.stamps import to_seconds
 
 PARAMS = (
     ParamSpec("robot", "str", "panda", "Robot profile: a name under config/robots or a YAML "
@@ -57,7 +68,11 @@ PARAMS = (
     ParamSpec("diagnostics_rate_hz", "float", 1.0, "diagnostics rate [Hz]", min=0.1, max=10.0),
     ParamSpec("enable_autostart", "bool", False, "main(): configure and activate at start",
               read_only=True),
+    ParamSpec("estop_latch_file", "str", "", "File that keeps a latched e-stop across "
+              "restarts (removed by ~/reset_estop); empty: $ROS_HOME/hv2r_ros/estop_latch/"
+              "domain_<ROS_DOMAIN_ID>/<node namespace and name>", read_only=True),
 )
+SOURCE_CHECK_PERIOD_S = 0.1  # how often the publishers of hv2r/action are looked up [s]
 _FROM_PROFILE = ("command_timeout_s",)  # declared without a value: the profile's when unset
 
 
@@ -85,6 +100,7 @@ class SafetyFilterNode(LifecycleNode):
             config = ActionFilterConfig(**{k: values[k] for k in (
                 "action_space", "command_timeout_s", "max_action_age_s", "max_state_age_s",
                 "authority_ramp_s")})
+            self.latch_file = self._latch_file(values["estop_latch_file"])
             self.filter = ActionFilter(profile, config)
         except Hv2rError as exc:
             self.get_logger().error(f"configure failed: {exc}")
@@ -97,15 +113,19 @@ class SafetyFilterNode(LifecycleNode):
         self.state_pub = self.create_publisher(String, "hv2r/safety/state", qos.latched_qos())
         self.diag_pub = self.create_publisher(DiagnosticArray, "diagnostics",
                                               qos.diagnostics_qos())
+        self.action_sub = self.create_subscription(action_type, "hv2r/action", self._on_action,
+                                                   qos.action_qos())
+        if self.latch_file.exists():
+            self.filter.estop.trigger(f"e-stop latched before a restart ({self.latch_file})")
         self._entities = [
-            self.create_subscription(action_type, "hv2r/action", self._on_action,
-                                     qos.action_qos()),
+            self.action_sub,
             self.create_subscription(JointState, "joint_states", self._on_joint_state,
                                      qos.sensor_qos()),
             self.create_subscription(Bool, "hv2r/estop", self._on_estop, qos.latched_qos()),
             self.create_service(Trigger, "~/reset_estop", self._on_reset_estop),
             self.create_timer(1.0 / values["state_rate_hz"], self._publish_state),
             self.create_timer(1.0 / values["diagnostics_rate_hz"], self._publish_diagnostics),
+            self.create_timer(SOURCE_CHECK_PERIOD_S, self._check_sources),
             self.state_pub, self.diag_pub,
         ]
         self._last_state = ""
@@ -142,7 +162,40 @@ class SafetyFilterNode(LifecycleNode):
 
     on_shutdown = on_cleanup
 
+    def _latch_file(self, value: str) -> Path:
+        """The e-stop latch file (parameter, or the default under ``$ROS_HOME``), its folder
+        created; ConfigError naming the parameter when it cannot be."""
+        if value:
+            path = Path(value).expanduser()
+        else:
+            home = Path(os.environ.get("ROS_HOME") or "~/.ros").expanduser()
+            domain = os.environ.get("ROS_DOMAIN_ID") or "0"
+            path = home / "hv2r_ros" / "estop_latch" / f"domain_{domain}" / \
+                self.get_fully_qualified_name().lstrip("/")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot keep the e-stop latch across restarts: {exc}",
+                              field="estop_latch_file", value=str(path)) from exc
+        return path
+
+    def _store_latch(self, latched: bool) -> None:
+        try:
+            if latched:
+                self.latch_file.write_text(f"{time.time():.6f} {self.filter.estop.reason}\n")
+            else:
+                self.latch_file.unlink(missing_ok=True)
+        except OSError as exc:  # the latch in memory still holds
+            self.get_logger().error(f"e-stop latch file {self.latch_file}: {exc}")
+
+    def _check_sources(self) -> None:
+        gids = [bytes(info.endpoint_gid).hex() for info in
+                self.get_publishers_info_by_topic(self.action_sub.topic_name)]
+        if self.filter is not None and self.filter.note_sources(gids):
+            self._publish_state()
+
     def _on_action(self, msg) -> None:
+        self._check_sources()  # a chunk of a new publisher must not pass before the check
         now_s, names = self.get_clock().now().nanoseconds * 1e-9, self.filter.names
         if self.filter.cartesian:
             frame_id = self.profile.base_frame if msg.header.frame_id else None
@@ -166,16 +219,23 @@ class SafetyFilterNode(LifecycleNode):
 
     def _on_joint_state(self, msg: JointState) -> None:
         positions, _, status = self.reader.read(msg)
-        self.filter.on_joint_state(positions, status)
+        status = self.filter.on_joint_state(positions, status, to_seconds(msg.header.stamp),
+                                            self.get_clock().now().nanoseconds * 1e-9)
+        if status in (Status.HOLD_STALE, Status.HOLD_FUTURE_STAMP, Status.HOLD_NON_MONOTONIC):
+            self.get_logger().warning(f"joint_states not used: {status.value}",
+                                      throttle_duration_sec=1.0)
         self._publish_state()
 
     def _on_estop(self, msg: Bool) -> None:
-        self.filter.on_estop(msg.data)
+        was = self.filter.estop.latched
+        if self.filter.on_estop(msg.data) and not was:
+            self._store_latch(True)
         self._publish_state()
 
     def _on_reset_estop(self, request: Trigger.Request, response: Trigger.Response):
         response.success, response.message = self.filter.reset_estop()
-        if response.success:  # rclpy fixes a call site's severity: one call per severity
+        if response.success:
+            self._store_latch(False)  # rclpy fixes a call site's severity: one call per severity
             self.get_logger().info(f"~/reset_estop: {response.message}")
         else:
             self.get_logger().warning(f"~/reset_estop: {response.message}")
@@ -197,7 +257,9 @@ class SafetyFilterNode(LifecycleNode):
     def _publish_diagnostics(self) -> None:
         summary = self.filter.summary()
         extra = [("state", self._last_state), ("authority", f"{self.filter.authority:.2f}"),
-                 ("estop_latched", str(self.filter.estop.latched))]
+                 ("estop_latched", str(self.filter.estop.latched)),
+                 *((f"joint_states_not_used.{k}", str(n))
+                   for k, n in sorted(self.filter.state_rejections.items()))]
         status = stage_status(f"{self.get_name()}: chunks", summary, self.profile.name,
                               stale_after_s=1.0, extra=extra)
         self.diag_pub.publish(diagnostic_array([status], self.get_clock().now().to_msg()))
