@@ -30,9 +30,11 @@ from hv2r_ros.sim.faults import count_violations, hold_timing, speeds
 PROFILE = load_robot_profile("panda")
 PERIOD_S = PROFILE.control_period_s
 COMMAND_TIMEOUT_S = PROFILE.command_timeout_s
-#: Stated tolerance on every deadline: scheduling on this 2-core machine (a tick of a
-#: 100 Hz timer in a busy Python process is now and then 10-20 ms late) and DDS delivery.
-SCHEDULING_TOLERANCE_S = 0.030
+#: Stated tolerance on every deadline: scheduling on this 2-core machine and DDS delivery. A HOLD
+#: crosses up to three Python processes (relay -> safety_filter -> command_output -> this
+#: monitor), each with 100 Hz ticks that a busy 2-core machine delays by 10-20 ms now and then;
+#: the deadline logic itself is tested exactly with injected clocks (test_watchdog.py and others).
+SCHEDULING_TOLERANCE_S = 0.050
 STARTUP_S = 60.0          # processes up, discovery, first commands (a loaded 2-core machine)
 MOVING_FRACTION = 0.15    # "moving": the last commands step >= 15 % of v_max * T
 AT_STATE_RAD = 1e-4       # "equals the measured state": the sim's tracking at rest is ~1e-6

@@ -164,6 +164,9 @@ def test_resume_waits_for_the_robot_to_stop_near_the_command(panda):
         ready.measured(command)
     assert [ready.period(command, False) for _ in range(4)] == [False, False, True, True]
     assert not ready.period(command, commanding_motion=True)  # the command moves again
+    # The re-seed: to the measured state when inside the acceleration step, else the command.
+    np.testing.assert_array_equal(ready.seed(command, command + 5e-5), command + 5e-5)
+    np.testing.assert_array_equal(ready.seed(command, command + 5e-3), command)
     far = command + 2 * panda.limits.velocity_max * period  # robot refused commands: far off
     for _ in range(5):
         ready.measured(far)

@@ -140,7 +140,11 @@ class ResumeReadiness:
     rested ``settle_periods`` control periods, the measured state is within one period's travel
     at the speed limit of it, and the last ``samples`` measured states each moved less than
     ``step`` (the robot has stopped). Samples are judged as they arrive, not per period, so late
-    samples arriving in a burst do not look still.
+    samples arriving in a burst do not look still. :meth:`seed` then gives the state to re-seed
+    from: the measured one when it is within ``step`` of the command (the re-seed stays inside
+    the acceleration bound), else the command itself: a robot resting farther off (a
+    steady-state error, commands it refused) is driven back by its controller instead of the
+    command jumping to it.
 
     Args:
         velocity_max: Speed limits [rad/s or m/s], shape (n,).
@@ -174,3 +178,10 @@ class ResumeReadiness:
         ready = caught_up and not commanding_motion and self._still_samples >= self.samples
         self._still_periods = self._still_periods + 1 if ready else 0
         return self._still_periods > self.settle_periods
+
+    def seed(self, command: np.ndarray, measured: np.ndarray) -> np.ndarray:
+        """The state to re-seed the output from when :meth:`period` said it may (class doc)."""
+        measured = np.asarray(measured, dtype=np.float64)
+        if np.all(np.abs(measured - command) <= self.step):
+            return measured
+        return np.array(command, dtype=np.float64)

@@ -8,7 +8,8 @@ Subscriptions:
         ``joint``: joint positions [rad or m]), reliable depth 5. Validated again; invalid: hold.
     hv2r/safety/state (std_msgs/String, latched): anything but ``ACTIVE`` holds; ``ACTIVE``
         after a hold resumes (re-seed from the measured state, once the command has rested
-        ``RESUME_SETTLE_S`` = 50 ms with the robot stopped within ``v_max * T`` of it).
+        ``RESUME_SETTLE_S`` = 50 ms with the robot stopped within ``v_max * T`` of it; a robot
+        resting farther than ``a * T^2`` off resumes from the held command instead).
     hv2r/estop (std_msgs/Bool, latched): True holds at once; False alone does not resume.
     joint_states (sensor_msgs/JointState, sensor QoS): the measured state, mapped by name
         (ros2_control outputs; the arm SDK output reads the robot's ``rt/lowstate`` instead).
@@ -213,9 +214,9 @@ class CommandOutputNode(Node):
         hold, reseed = self.gate.decide(at_rest=at_rest)
         if hold is None and not self.output.engaged:
             hold = Status.HOLD_NOT_STARTED  # the arm SDK blend is still ramping in
-        if reseed:  # resume: the first command equals the measured state
+        if reseed:  # resume: the first command equals the measured state (ResumeReadiness)
             self.chunks.clear()
-            self.chain.reset(self.q_measured)
+            self.chain.reset(self.resume.seed(self.guard.position, self.q_measured))
         target = None
         if hold is None:
             target, hold = self.chunks.target(now)

@@ -21,7 +21,8 @@ A latched e-stop survives a restart of the node: it is written to ``estop_latch_
 back on configure; only the operator reset removes it. Joint states stamped in the future, not
 newer than the previous one or older than ``max_state_age_s`` are not used. The publishers of
 hv2r/action present at the first chunk after activation are the only source: a new one (a
-restarted policy) holds until the node is deactivated and activated again.
+restarted policy) holds until the node is deactivated and activated again. Each chunk's publisher
+comes from its message info where rclpy gives it (Kilted), else from the ROS graph.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from pathlib import Path
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
+from rclpy.subscription import Subscription
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, String
 from std_srvs.srv import Trigger
@@ -73,6 +75,9 @@ PARAMS = (
               "domain_<ROS_DOMAIN_ID>/<node namespace and name>", read_only=True),
 )
 SOURCE_CHECK_PERIOD_S = 0.1  # how often the publishers of hv2r/action are looked up [s]
+#: rclpy passes each message's MessageInfo to a two-argument callback (Iron and newer; Kilted's
+#: carries the publisher's GID). Humble's calls every callback with the message only.
+_MESSAGE_INFO = hasattr(Subscription, "CallbackType")
 _FROM_PROFILE = ("command_timeout_s",)  # declared without a value: the profile's when unset
 
 
@@ -113,8 +118,10 @@ class SafetyFilterNode(LifecycleNode):
         self.state_pub = self.create_publisher(String, "hv2r/safety/state", qos.latched_qos())
         self.diag_pub = self.create_publisher(DiagnosticArray, "diagnostics",
                                               qos.diagnostics_qos())
-        self.action_sub = self.create_subscription(action_type, "hv2r/action", self._on_action,
-                                                   qos.action_qos())
+        self._message_sources = False  # set once a message names its publisher
+        self.action_sub = self.create_subscription(
+            action_type, "hv2r/action",
+            self._on_action_with_info if _MESSAGE_INFO else self._on_action, qos.action_qos())
         if self.latch_file.exists():
             self.filter.estop.trigger(f"e-stop latched before a restart ({self.latch_file})")
         self._entities = [
@@ -189,13 +196,26 @@ class SafetyFilterNode(LifecycleNode):
             self.get_logger().error(f"e-stop latch file {self.latch_file}: {exc}")
 
     def _check_sources(self) -> None:
-        gids = [bytes(info.endpoint_gid).hex() for info in
+        """The publishers of hv2r/action from the ROS graph: the fallback when messages do not
+        name their publisher (the graph can lag the data under load: a late entry holds)."""
+        if self._message_sources or self.filter is None:
+            return
+        gids = [bytes(info.endpoint_gid).hex()[:32] for info in
                 self.get_publishers_info_by_topic(self.action_sub.topic_name)]
-        if self.filter is not None and self.filter.note_sources(gids):
+        if self.filter.note_sources(gids):
             self._publish_state()
 
-    def _on_action(self, msg) -> None:
-        self._check_sources()  # a chunk of a new publisher must not pass before the check
+    def _on_action_with_info(self, msg, info) -> None:
+        gid = (info.get("publisher_gid") or {}).get("data") if isinstance(info, dict) else None
+        self._on_action(msg, bytes(gid).hex()[:32] if gid else None)
+
+    def _on_action(self, msg, source: str | None = None) -> None:
+        # A chunk of a new publisher must not pass before its source is checked.
+        if source is not None:
+            self._message_sources = True
+            self.filter.note_sources({source})
+        else:
+            self._check_sources()
         now_s, names = self.get_clock().now().nanoseconds * 1e-9, self.filter.names
         if self.filter.cartesian:
             frame_id = self.profile.base_frame if msg.header.frame_id else None
