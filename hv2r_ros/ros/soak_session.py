@@ -278,7 +278,9 @@ class SoakSession:
             hold = hold_timing(stamps, q, rec.start_s, self.profile.limits, self.period_s,
                                settle=3)
             rec.hold_ms = hold.latency_s(rec.start_s) * 1e3
-        hold = f", HOLD {rec.hold_ms:.0f} ms" if not math.isnan(rec.hold_ms) else ""
+        hold = f", HOLD {rec.hold_ms:.0f} ms" if math.isfinite(rec.hold_ms) else ""
+        if math.isinf(rec.hold_ms):  # no rest in the monitor's record of the following second
+            hold = ", HOLD not seen in the 1 s command record after the fault"
         latch = f", latched ({rec.latched}), the operator acted" if rec.latched else ""
         after = f" after {rec.recovery_s:.2f} s" if not math.isnan(rec.recovery_s) else ""
         self.log(f"fault {len(self.records)} {rec.kind} {rec.detail}"
@@ -315,8 +317,11 @@ class SoakSession:
               f"{outcomes['recovered']} recovered, {outcomes['latched']} latched and cleared by "
               f"the operator, {outcomes['NOT RECOVERED']} not recovered", flush=True)
         for kind, values in sorted(holds.items()):
-            print(f"hv2r soak: HOLD after {kind} while moving: max {max(values):.0f} ms "
-                  f"(n {len(values)})", flush=True)
+            seen = [v for v in values if math.isfinite(v)]
+            unseen = f", {len(values) - len(seen)} not seen in the record" if len(seen) < len(
+                values) else ""
+            print(f"hv2r soak: HOLD after {kind} while moving: max "
+                  f"{max(seen, default=math.nan):.0f} ms (n {len(seen)}{unseen})", flush=True)
         print(f"hv2r soak: joint commands: {violations}", flush=True)
         if died:
             print(f"hv2r soak: processes that exited by themselves or would not stop: "
