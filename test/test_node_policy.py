@@ -89,6 +89,7 @@ class Harness:
         self.probe.create_subscription(JointTrajectory, "hv2r/gripper", self._on_gripper,
                                        qos.action_qos())
         self.pixels = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+        self.frames = 0
         self.probe.create_timer(1 / 30, self._publish_images)
         self.probe.create_timer(0.01, self._publish_joints)
         self.goal_pub.publish(Float32MultiArray(data=[0.5] * goal_size))
@@ -124,6 +125,8 @@ class Harness:
 
     def _publish_images(self):
         stamp = self.now_s()
+        self.frames += 1
+        self.pixels[0, 0, 0] = self.frames % 256  # a new frame's pixels differ, as a sensor's do
         for name, publisher in self.image_pubs.items():
             if self.cameras_on[name]:
                 publisher.publish(array_to_image(self.pixels, "rgb8", stamp, name))

@@ -277,3 +277,53 @@ def test_poses_to_ee_delta_inverts_chunk_to_targets_for_many_poses():
         back = poses_to_ee_delta(absolute, start).reshape(5, frames, 6)
         np.testing.assert_allclose(back, rows, atol=1e-9)
     np.testing.assert_allclose(quat_to_rotvec(np.array([0.0, 0.0, 0.0, -1.0])), 0.0)
+
+
+# --- frozen images: the same pixels with fresh stamps ---------------------------------------
+
+def test_a_repeated_image_keeps_its_first_stamp_and_is_refused_once_too_old():
+    gate = gate_with()
+    frozen = IMG + 7
+    for stamp in (1.00, 1.04, 1.08, 1.12):  # the driver re-sends one image, stamps fresh
+        gate.update_camera("wrist", frozen, stamp)
+        gate.update_camera("overhead", IMG + stamp * 100, stamp)  # this camera sees new things
+        gate.update_joints(Q, stamp)
+    obs, status = gate.observation(1.125)
+    assert obs is None and status is Status.HOLD_STALE
+    assert gate.holds["frozen_image"] == 1
+    assert "wrist" in gate.reason and "unchanged" in gate.reason
+    gate.update_camera("wrist", frozen + 1, 1.13)  # new pixels: fresh again
+    gate.update_camera("overhead", IMG + 1, 1.13)
+    gate.update_joints(Q, 1.13)
+    assert gate.observation(1.135)[1] is Status.OK
+
+
+def test_repeats_are_judged_per_camera_and_within_the_age_limit_pass():
+    gate = gate_with()
+    gate.update_camera("wrist", IMG + 5, 1.04)  # same content as at 1.0, 0.04 s later
+    gate.update_camera("overhead", IMG + 9, 1.04)
+    gate.update_joints(Q, 1.04)
+    obs, status = gate.observation(1.06)
+    assert status is Status.OK and obs.camera_stamps_s == (1.0, 1.04)  # the first stamp kept
+
+
+@given(st.lists(st.tuples(st.integers(0, 2), st.floats(0.005, 0.06)), min_size=2, max_size=60),
+       st.floats(0.03, 0.15))
+def test_no_observation_uses_pixels_first_seen_longer_ago_than_the_age_limit(frames, max_age):
+    """Generated streams: a camera re-sending one of three images (repeats of the same one
+    are a frozen pipeline) with fresh stamps; the other camera always new."""
+    gate = ObservationGate(CAMS, max_age_s=max_age, max_skew_s=1.0)
+    now, first_seen, last = 1.0, None, None
+    for i, (content, gap) in enumerate(frames):
+        now += gap
+        if content != last:
+            first_seen, last = now, content
+        gate.update_camera("wrist", IMG + content, now)
+        gate.update_camera("overhead", IMG + (i % 200) + 3, now)
+        gate.update_joints(Q, now)
+        obs, status = gate.observation(now + 0.001)
+        if obs is not None:
+            assert now + 0.001 - first_seen <= max_age + 1e-9
+            assert obs.camera_stamps_s[0] == first_seen
+        elif now + 0.001 - first_seen > max_age:
+            assert status is Status.HOLD_STALE

@@ -80,16 +80,13 @@ CASES = [
     ("robot profile: sim", "sim", {"robot": "{root}/panda_bad.yaml"}, None,
      ["panda_bad.yaml", "limits.velocity_rad_s[2]"]),
     ("parameter file: YAML syntax", "command_output", {}, "syntax.yaml", ["syntax.yaml"]),
-    pytest.param("parameter file: value out of range", "command_output", {}, "range.yaml",
-                 ["range.yaml", "command_timeout_s"], marks=pytest.mark.xfail(
-                     strict=True, reason="the error names the parameter but not the file: "
-                     "rclpy does not say which --params-file set it (report: name the files "
-                     "in run_node's fatal line)")),
+    ("parameter file: value out of range", "command_output", {}, "range.yaml",
+     ["range.yaml", "command_timeout_s"]),
 ]
 
 
 @pytest.mark.parametrize("case, executable, params, param_file, words", CASES,
-                         ids=[c.values[0] if hasattr(c, "marks") else c[0] for c in CASES])
+                         ids=[c[0] for c in CASES])
 def test_malformed_artefact_exits_non_zero_with_file_and_field_and_publishes_nothing(
         world, artefacts, case, executable, params, param_file, words):
     stack, monitor, published = world

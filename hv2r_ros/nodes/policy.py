@@ -31,7 +31,9 @@ inference's, all captured within a quarter period of each other) and an inferenc
 for a timer tick), or at every tick of a timer at that rate (``timer``). With ``frames`` the
 timer still runs a step once one is overdue (frames stopped), so holds are counted.
 Nothing is published on a hold: missing, stale, future, skewed or frozen inputs, no goal, or a
-non-finite policy output. Construction raises (main exits non-zero) when the models do not load
+non-finite policy output. A frame whose pixels equal the camera's previous frame keeps the stamp
+of the first one (a frozen driver re-sending one image with fresh stamps ages out after
+``max_age_s``; real sensors' noise makes consecutive frames differ). Construction raises (main exits non-zero) when the models do not load
 or do not match the robot profile.
 """
 

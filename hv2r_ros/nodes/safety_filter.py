@@ -205,7 +205,9 @@ class SafetyFilterNode(LifecycleNode):
         if self.filter.note_sources(gids):
             self._publish_state()
 
-    def _on_action_with_info(self, msg, info) -> None:
+    def _on_action_with_info(self, msg, info=None) -> None:
+        """rclpy passes the MessageInfo; a wrapper that passes the message only (a probe)
+        falls back to the graph."""
         gid = (info.get("publisher_gid") or {}).get("data") if isinstance(info, dict) else None
         self._on_action(msg, bytes(gid).hex()[:32] if gid else None)
 

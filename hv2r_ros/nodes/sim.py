@@ -28,7 +28,9 @@ Services:
         home. Hold the stack first (safety filter inactive): the jump is not a motion.
 Parameters (``PARAMS``): robot, seed, control_rate_hz [Hz] (0: the profile's), camera_rate_hz
     [Hz], image_width_px, image_height_px [px], cameras, ground_truth_rate_hz [Hz],
-    joint_noise_std [rad or m].
+    joint_noise_std [rad or m], image_noise_std [8-bit levels] (sensor noise: without it, frames
+    of a still scene are bit-identical, which the policy's observation gate refuses as a frozen
+    camera).
 The world advances in real time on the node clock: each control tick steps it by the time since
 the previous tick (a stall longer than ``MAX_CATCH_UP_S`` is skipped, with a warning).
 """
@@ -51,6 +53,7 @@ from hv2r_ros.ros.diagnostics import diagnostic_array, stage_status
 from hv2r_ros.ros.image import array_to_image
 from hv2r_ros.ros.params import ParamSpec, add_validator, declare
 from hv2r_ros.ros.spin import run_node
+from hv2r_ros.sim.camera_noise import ImageNoise
 from hv2r_ros.sim.command_interfaces import CommandInterface
 from hv2r_ros.sim.controller import ControllerLimits
 from hv2r_ros.sim.task import sample_layout
@@ -77,6 +80,9 @@ PARAMS = (
               max=1000.0, read_only=True),
     ParamSpec("joint_noise_std", "float", 0.0, "Standard deviation of the measured joint "
               "positions' noise [rad or m]", min=0.0, max=0.1, read_only=True),
+    ParamSpec("image_noise_std", "float", 2.0, "Standard deviation of the images' sensor noise "
+              "[8-bit levels]; 0: none (frames of a still scene are then bit-identical, which "
+              "the policy refuses as a frozen camera)", min=0.0, max=50.0, read_only=True),
 )
 
 
@@ -98,6 +104,7 @@ class SimNode(Node):
         self.world = SimWorld(profile, SimConfig(dt_s=1.0 / rate_hz, seed=p["seed"],
                                                  joint_noise_std=p["joint_noise_std"]),
                               sample_layout(profile.workspace, p["seed"]))
+        self.image_noise = ImageNoise(p["image_noise_std"], seed=p["seed"])
         self.step_stats, self.render_stats = StageStats(), StageStats()
         self.state_msg = JointState(name=list(profile.joint_names) + (
             [profile.gripper.joint] if profile.gripper is not None else []))
@@ -189,7 +196,7 @@ class SimNode(Node):
         width, height = self.params["image_width_px"], self.params["image_height_px"]
         start = time.perf_counter()
         for name, (publisher, msg) in self.image_pubs.items():
-            rgb = self.world.render(name, width, height)
+            rgb = self.image_noise(self.world.render(name, width, height))
             publisher.publish(array_to_image(rgb, "rgb8", self._state_stamp,
                                              f"{name}_camera_optical_frame", out_msg=msg))
         self.render_stats.record(time.monotonic(), time.perf_counter() - start)
