@@ -327,3 +327,35 @@ def test_no_observation_uses_pixels_first_seen_longer_ago_than_the_age_limit(fra
             assert obs.camera_stamps_s[0] == first_seen
         elif now + 0.001 - first_seen > max_age:
             assert status is Status.HOLD_STALE
+
+
+def test_a_reused_buffer_a_strided_view_and_a_one_pixel_change_are_judged_by_content():
+    """The gate compares pixels with its own copy: a driver that writes each new frame into
+    the same buffer is not taken for frozen, an equal row-strided view (a padded Image row
+    step) is the same content, and one changed value is a new frame."""
+    gate = ObservationGate(CAMS, max_age_s=0.1, max_skew_s=1.0)
+    buffer = np.random.default_rng(3).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    stamps = {}
+    for i, stamp in enumerate((1.00, 1.05, 1.10, 1.15)):
+        buffer[i, 0, 0] ^= 1  # the next frame, written in place
+        gate.update_camera("wrist", buffer, stamp)
+        gate.update_camera("overhead", IMG + 1 + i, stamp)
+        gate.update_joints(Q, stamp)
+        obs, status = gate.observation(stamp + 0.001)
+        stamps[stamp] = obs.camera_stamps_s[0] if obs is not None else status
+    assert stamps == {1.00: 1.00, 1.05: 1.05, 1.10: 1.10, 1.15: 1.15}
+    padded = np.zeros((48, 70, 3), np.uint8)
+    padded[:, :64] = buffer
+    view = padded[:, :64]  # the same pixels, rows 70 px apart
+    assert not view.flags.c_contiguous
+    gate.update_camera("wrist", view, 1.18)
+    gate.update_camera("overhead", IMG + 9, 1.18)
+    gate.update_joints(Q, 1.18)
+    obs, status = gate.observation(1.181)  # same content: its first stamp, already used
+    assert obs is None and status is Status.HOLD_NON_MONOTONIC and gate.holds["frozen"] == 1
+    changed = buffer.copy()
+    changed[47, 63, 2] ^= 128
+    gate.update_camera("wrist", changed, 1.2)
+    gate.update_camera("overhead", IMG + 10, 1.2)
+    gate.update_joints(Q, 1.2)
+    assert gate.observation(1.201)[0].camera_stamps_s[0] == 1.2

@@ -30,7 +30,6 @@ import collections
 import dataclasses
 import threading
 import time
-import zlib
 from typing import Callable, Sequence
 
 import numpy as np
@@ -83,12 +82,14 @@ class ObservationGate:
         max_age_s: Oldest usable input at ``observation`` time [s] (> 0).
         max_skew_s: Largest spread between the stamps of the cameras and the joint sample [s].
 
-    A frame whose pixels equal the previous frame's of the same camera (a CRC-32 of the bytes and
-    the shape) keeps the stamp of the first frame with that content: a driver that re-sends one
-    image with fresh stamps (a frozen pipeline) ages like a stalled camera and is refused after
-    ``max_age_s``. A real sensor's noise makes consecutive frames differ, so bit-identical frames
-    mean nothing new was seen; a simulated camera must add noise (the sim node's
-    ``image_noise_std``). Cost: about 0.3 ms per 640x480 frame, 0.06 ms per 224x224 (CPU here).
+    A frame whose pixels equal the previous frame's of the same camera (compared exactly with a
+    copy kept per camera) keeps the stamp of the first frame with that content: a driver that
+    re-sends one image with fresh stamps (a frozen pipeline) ages like a stalled camera and is
+    refused after ``max_age_s``. A real sensor's noise makes consecutive frames differ, so
+    bit-identical frames mean nothing new was seen; a simulated camera must add noise (the sim
+    node's ``image_noise_std``). Cost (2-core CPU here): about 0.13 ms per new 640x480 frame
+    (compare and copy), 0.08 ms per repeated one, 0.015 ms per 224x224; a CRC-32 of the bytes
+    took 0.25 ms and 0.04 ms, a BLAKE2b 1.1 ms and 0.18 ms.
 
     Attributes:
         reason: Why the last ``observation`` call held, in words ("" after OK).
@@ -106,7 +107,8 @@ class ObservationGate:
                              f"{max_skew_s}")
         self.max_age_s, self.max_skew_s = float(max_age_s), float(max_skew_s)
         self._images: dict[str, tuple[np.ndarray, float]] = {}
-        self._content: dict[str, tuple[int, float, float]] = {}  # fingerprint, first, last stamp
+        # camera -> (copy of its pixels, stamp of the first frame with them, of the latest one)
+        self._content: dict[str, tuple[np.ndarray, float, float]] = {}
         self._used: dict[str, float] = {}
         self._joints: collections.deque = collections.deque(maxlen=_JOINT_BUFFER)
         self._lock = threading.Lock()
@@ -117,15 +119,14 @@ class ObservationGate:
         """Latest frame of camera ``name`` (uint8 RGB (h, w, 3)) captured at ``stamp_s`` [s]."""
         if name not in self.camera_names:
             raise KeyError(f"unknown camera {name!r}; cameras: {', '.join(self.camera_names)}")
-        fingerprint = _fingerprint(image)
         with self._lock:
             stamp_s = float(stamp_s)
             previous = self._content.get(name)
-            if previous is not None and previous[0] == fingerprint:
-                self._content[name] = (fingerprint, previous[1], stamp_s)
+            if previous is not None and _same_pixels(previous[0], image):
+                self._content[name] = (previous[0], previous[1], stamp_s)
                 stamp_s = previous[1]  # the same pixels: as old as their first frame
-            else:
-                self._content[name] = (fingerprint, stamp_s, stamp_s)
+            else:  # a copy: the caller's buffer may be reused for the next frame
+                self._content[name] = (np.array(image, copy=True), stamp_s, stamp_s)
             self._images[name] = (image, stamp_s)
 
     def update_joints(self, q: np.ndarray, stamp_s: float) -> None:
@@ -185,10 +186,10 @@ class ObservationGate:
                                tuple(cams), joint_stamp), Status.OK
 
 
-def _fingerprint(image: np.ndarray) -> int:
-    """CRC-32 of an image's bytes and shape (equal for bit-identical frames)."""
-    data = image if image.flags.c_contiguous else np.ascontiguousarray(image)
-    return zlib.crc32(data.reshape(-1).view(np.uint8), zlib.crc32(repr(image.shape).encode()))
+def _same_pixels(kept: np.ndarray, image: np.ndarray) -> bool:
+    """Whether ``image`` is bit-identical to ``kept`` (shape, dtype and every value)."""
+    return kept.shape == image.shape and kept.dtype == image.dtype and \
+        bool(np.array_equal(kept, image))
 
 
 def rotvec_to_quat(rotvec: np.ndarray) -> np.ndarray:

@@ -5,7 +5,8 @@ The policy's observation gate treats bit-identical consecutive frames as a froze
 (``core.observation.ObservationGate``), so a simulated camera adds noise like a sensor's.
 
 The noise is Gaussian in 8-bit levels, drawn once into a bank and read at a random offset per
-frame (about 1 ms for 640x480 on this 2-core CPU instead of a fresh draw per pixel); the chance
+frame (0.24-0.31 ms per 640x480 frame, 0.05 ms per 224x224 on this 2-core CPU, against 16 ms
+and 2 ms for a fresh normal draw per pixel); the chance
 that two consecutive frames get the same window is 1 in the bank's length.
 """
 
