@@ -6,8 +6,8 @@ The policy's observation gate treats bit-identical consecutive frames as a froze
 
 The noise is Gaussian in 8-bit levels, drawn once into a bank and read at a random offset per
 frame (0.24-0.31 ms per 640x480 frame, 0.05 ms per 224x224 on this 2-core CPU, against 16 ms
-and 2 ms for a fresh normal draw per pixel); the chance
-that two consecutive frames get the same window is 1 in the bank's length.
+and 2 ms for a fresh normal draw per pixel); the chance that two consecutive frames get the
+same window is 1 in the bank's length.
 """
 
 from __future__ import annotations
