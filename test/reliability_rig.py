@@ -15,6 +15,7 @@ publication time in command_output), so the monitor's own delays do not count.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from pathlib import Path
@@ -185,3 +186,17 @@ class Rig:
         finally:
             forced = self.stack.close()
         return forced
+
+
+@contextlib.contextmanager
+def running(rig: "Rig", before_start=None):
+    """Start ``rig`` (``before_start(rig)`` first), yield it, close it; fail if a process had
+    to be killed because it did not stop on SIGINT."""
+    try:
+        if before_start is not None:
+            before_start(rig)
+        rig.wait_started()
+        yield rig
+    finally:
+        forced = rig.close()
+    assert not forced, f"processes that did not stop on SIGINT: {forced}\n{rig.logs()}"

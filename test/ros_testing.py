@@ -8,6 +8,7 @@ on one machine rarely do.
 import itertools
 import os
 import time
+from pathlib import Path
 
 _domains = itertools.count()
 
@@ -33,3 +34,16 @@ def wait_for(predicate, timeout_s, what="condition", poll_s=0.002):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
         time.sleep(poll_s)
+
+
+def processes_mentioning(marker: str) -> list[int]:
+    """Pids of the processes whose command line contains ``marker`` (nothing left behind)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                    found.append(int(entry.name))
+            except OSError:
+                pass
+    return found

@@ -17,7 +17,7 @@ import pytest
 
 from onnx_fixtures import make_encoder, make_policy, policy_spec, write_pair
 from reliability_rig import (
-    COMMAND_TIMEOUT_S, PERIOD_S, PROFILE, SCHEDULING_TOLERANCE_S, Rig)
+    COMMAND_TIMEOUT_S, PERIOD_S, PROFILE, SCHEDULING_TOLERANCE_S, Rig, running)
 
 pytestmark = pytest.mark.ros
 
@@ -43,13 +43,8 @@ def rig(tmp_path_factory):
                sim_params={"camera_rate_hz": INFERENCE_HZ},
                policy_params={"models_dir": str(models), "providers": ["cpu"],
                               "inference_rate_hz": INFERENCE_HZ})
-    try:
-        made.monitor.publish_goal(np.zeros(8))
-        made.wait_started()
+    with running(made, lambda rig: rig.monitor.publish_goal(np.zeros(8))):
         yield made
-    finally:
-        forced = made.close()
-    assert not forced, f"processes that did not stop on SIGINT: {forced}\n{made.logs()}"
 
 
 def chunks(rig, since_s, until_s=np.inf):

@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 
 from reliability_rig import (
-    AT_STATE_RAD, COMMAND_TIMEOUT_S, PERIOD_S, PROFILE, SCHEDULING_TOLERANCE_S, STARTUP_S, Rig)
+    AT_STATE_RAD, COMMAND_TIMEOUT_S, PERIOD_S, PROFILE, SCHEDULING_TOLERANCE_S, STARTUP_S, Rig,
+    running)
 from hv2r_ros.ros.fault_rig import wait_for
 
 pytestmark = pytest.mark.ros
@@ -30,13 +31,8 @@ BRAKE_S = float(np.max(PROFILE.limits.velocity_max / PROFILE.limits.acceleration
 
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory):
-    made = Rig(tmp_path_factory.mktemp("processes"))
-    try:
-        made.wait_started()
+    with running(Rig(tmp_path_factory.mktemp("processes"))) as made:
         yield made
-    finally:
-        forced = made.close()
-    assert not forced, f"processes that did not stop on SIGINT: {forced}\n{made.logs()}"
 
 
 def assert_held(rig, fault_s, deadline_s, what):

@@ -9,7 +9,6 @@ no process of the soak left behind. The 30-minute soak is ``hv2r soak --duration
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -20,18 +19,6 @@ pytestmark = [pytest.mark.ros, pytest.mark.slow]
 SOAK_S = 180.0
 SOAK = [sys.executable, "-c", "import sys; from hv2r_ros.cli import main; sys.exit(main())",
         "soak"]
-
-
-def processes_mentioning(marker: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if marker in (entry / "cmdline").read_bytes().decode(errors="replace"):
-                    found.append(int(entry.name))
-            except OSError:
-                pass
-    return found
 
 
 def test_three_minute_soak_with_random_faults_passes(tmp_path):
@@ -57,4 +44,4 @@ def test_three_minute_soak_with_random_faults_passes(tmp_path):
     assert {"policy_kill", "estop"} <= set(kinds) and int(summary.group(6)) >= 2
     assert successes >= 3 and int(summary.group(7)) == 0
     assert "0 position, 0 velocity, 0 acceleration violations" in output
-    assert not processes_mentioning(str(folder)), "a process of the soak is left"
+    assert not ros_testing.processes_mentioning(str(folder)), "a process of the soak is left"

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from reliability_rig import (
-    COMMAND_TIMEOUT_S, PERIOD_S, PROFILE, SCHEDULING_TOLERANCE_S, Rig)
+    COMMAND_TIMEOUT_S, PERIOD_S, PROFILE, SCHEDULING_TOLERANCE_S, Rig, running)
 from hv2r_ros.core.safety.validate import FUTURE_TOLERANCE_S
 
 pytestmark = pytest.mark.ros
@@ -33,13 +33,9 @@ ACTION_DEADLINE_S = COMMAND_TIMEOUT_S + PERIOD_S
 
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory):
-    made = Rig(tmp_path_factory.mktemp("transport"), action_relay=True, joint_relay=True)
-    try:
-        made.wait_started()
+    with running(Rig(tmp_path_factory.mktemp("transport"), action_relay=True,
+                     joint_relay=True)) as made:
         yield made
-    finally:
-        forced = made.close()
-    assert not forced, f"processes that did not stop on SIGINT: {forced}\n{made.logs()}"
 
 
 def held_after(rig, event, deadline_s, what, settle=10):

@@ -115,18 +115,6 @@ def assert_within_limits(profile, commands):
     assert np.all(steps <= limits.velocity_max * period * (1 + 1e-6) + 1e-12)
 
 
-def processes_mentioning(marker: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if marker in (entry / "cmdline").read_bytes().decode(errors="replace"):
-                    found.append(int(entry.name))
-            except OSError:
-                pass
-    return found
-
-
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     root = tmp_path_factory.mktemp("runner_pairs")
@@ -193,7 +181,7 @@ def test_hv2r_run_commands_within_limits_and_ctrl_c_holds_then_exits_zero(models
         np.testing.assert_allclose(commands[-1][1], states[-1], atol=HOLD_TOLERANCE_RAD)
         time.sleep(0.5)
         assert probe.count(topic) == len(commands), "commands after the process exited"
-        assert not processes_mentioning(str(models["panda"])), "a process of the run is left"
+        assert not ros_testing.processes_mentioning(str(models["panda"])), "a process of the run is left"
     finally:
         probe.close()
 
