@@ -25,11 +25,9 @@ authority ramp and the joint state's age on the injected monotonic clock. A stam
 and not older than ``max_state_age_s`` at receipt: a stalled driver repeating its last message,
 or a delayed one, does not count as a measurement.
 
-One source per activation: the node reports the publishers of the action topic
-(``note_sources``); those present at the first chunk accepted after activation are bound, and a
-publisher that appears later (a restarted or a second policy) holds (``HOLD_REQUESTED``) until the
-next activation. A restarted policy therefore stays inactive until the operator activates the
-stage again.
+One source per activation (``core.safety.source_binding``): the node reports the publishers of
+the action topic (``note_sources``); a publisher that appears after the first accepted chunk
+holds (``HOLD_REQUESTED``) until the next activation.
 """
 
 from __future__ import annotations
@@ -55,6 +53,7 @@ from hv2r_ros.core.safety import (
     limit_pose_step,
     map_by_name,
 )
+from hv2r_ros.core.safety.source_binding import SourceBinding
 from hv2r_ros.core.stats import StageStats, StageSummary
 from hv2r_ros.core.status import Status
 
@@ -149,9 +148,7 @@ class ActionFilter:
         self._q_stamp_s: float | None = None
         #: Joint states not used, by reason (``Status`` name): stale, future, not newer.
         self.state_rejections: collections.Counter[str] = collections.Counter()
-        self._sources_now: frozenset[str] | None = None
-        self._bound: frozenset[str] | None = None
-        self._source_latch = ""
+        self.sources = SourceBinding()
         if self.cartesian:
             self._model = profile.kinematic_model()
             self._frame_ids = [self._model.frame_id(f) for f in self.names]
@@ -174,7 +171,7 @@ class ActionFilter:
         """Start following chunks: re-seed (watchdog, stamps), start the authority ramp, and
         forget the bound action source (the next accepted chunk binds it anew)."""
         self._active = True
-        self._bound, self._source_latch = None, ""
+        self.sources.reset()
         self._reseed()
 
     def deactivate(self) -> None:
@@ -227,14 +224,7 @@ class ActionFilter:
         bound latches ``HOLD_REQUESTED`` until the next :meth:`activate`. Returns whether the
         source latch is set.
         """
-        self._sources_now = frozenset(sources)
-        if self._active and self._bound is not None and not self._sources_now <= self._bound:
-            if not self._source_latch:
-                new = len(self._sources_now - self._bound)
-                self._source_latch = (f"{new} new publisher(s) of the action topic: the policy "
-                                      "restarted or another node publishes; deactivate and "
-                                      "activate the safety filter to follow it")
-        return bool(self._source_latch)
+        return self.sources.note(sources, self._active)
 
     def on_estop(self, asserted: bool) -> bool:
         """Follow the e-stop input; returns whether the e-stop is latched."""
@@ -297,7 +287,7 @@ class ActionFilter:
             return self.reject(status, stamp_s, now_s)
         if self.estop.latched:
             return self.reject(Status.HOLD_ESTOP, stamp_s, now_s, invalid=False)
-        if self._source_latch:
+        if self.sources.latch:
             return self.reject(Status.HOLD_REQUESTED, stamp_s, now_s, invalid=False)
         q = self._measurement()
         if q is None:
@@ -311,8 +301,7 @@ class ActionFilter:
             out, status = self._limit_joint(q, values, dts)
         self._previous_stamp_s = float(stamp_s)
         self._rejected = None
-        if self._bound is None:
-            self._bound = self._sources_now
+        self.sources.bind()
         self.watchdog.feed()
         self.stats.record(self._clock(), now_s - stamp_s, status)
         return out, status
@@ -385,8 +374,8 @@ class ActionFilter:
             return Status.HOLD_NOT_STARTED, "safety filter not active (lifecycle)"
         if self.estop.latched:
             return Status.HOLD_ESTOP, f"{self.estop.reason}; operator reset needed"
-        if self._source_latch:
-            return Status.HOLD_REQUESTED, self._source_latch
+        if self.sources.latch:
+            return Status.HOLD_REQUESTED, self.sources.latch
         if self.watchdog.expired():
             timeout_ms = self.watchdog.timeout_s * 1e3
             if math.isinf(self.watchdog.age_s()):
