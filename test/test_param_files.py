@@ -76,7 +76,7 @@ def test_fastdds_profile_has_a_16_mib_shared_memory_segment_and_udp():
 
 SEGMENT_PROBE = textwrap.dedent("""
     import rclpy
-    from hv2r_ros.ros.runner import shared_memory_segment_bytes
+    from hv2r_ros.ros.fastdds import shared_memory_segment_bytes
     rclpy.init()
     node = rclpy.create_node("segment_probe")
     print("segment", shared_memory_segment_bytes())

@@ -18,7 +18,8 @@ from stack_files import CONFIG, ROBOTS, sections
 from hv2r_ros.core.errors import ConfigError
 from hv2r_ros.core.robot_profile import load_robot_profile
 from hv2r_ros.ros.params import ParameterError
-from hv2r_ros.ros.runner import build_stack, make_node, with_synthetic_inputs
+from hv2r_ros.ros.runner import build_stack, make_node
+from hv2r_ros.ros.synthetic import with_synthetic_inputs
 from hv2r_ros.ros.stack_plan import StackError, plan_stack
 
 # --- every config file constructs every node ----------------------------------------------

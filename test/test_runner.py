@@ -32,7 +32,8 @@ import ros_testing
 from hv2r_ros.cli import main as hv2r_main
 from hv2r_ros.core.robot_profile import load_robot_profile
 from hv2r_ros.ros import qos
-from hv2r_ros.ros.runner import build_stack, shared_memory_segment_bytes
+from hv2r_ros.ros.fastdds import shared_memory_segment_bytes
+from hv2r_ros.ros.runner import build_stack
 from hv2r_ros.ros.stack_plan import NODE_TYPES
 from hv2r_ros.ros.stamps import to_seconds
 

@@ -205,7 +205,8 @@ def _run_stacks(args, models: Path, size: tuple[int, int], params: Path) -> dict
 
     from hv2r_ros.cli.bench_graph_probes import DiagnosticsProbe, GraphProbe
     from hv2r_ros.core.timing import ProcessMeter
-    from hv2r_ros.ros.runner import build_stack, shared_memory_segment_bytes
+    from hv2r_ros.ros.fastdds import shared_memory_segment_bytes
+    from hv2r_ros.ros.runner import build_stack
 
     context = Context()
     rclpy.init(args=[], context=context, signal_handler_options=SignalHandlerOptions.NO)

@@ -50,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from hv2r_ros.ros.runner import build_stack, run_stack, shared_memory_segment_bytes
+    from hv2r_ros.ros.fastdds import shared_memory_segment_bytes
+    from hv2r_ros.ros.runner import build_stack, run_stack
 
     stop = threading.Event()
 

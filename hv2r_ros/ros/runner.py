@@ -364,40 +364,6 @@ def _command_measured_state(output: Node) -> bool:
     return True
 
 
-def shared_memory_segment_bytes(pid: int | None = None) -> int | None:
-    """Size of the largest Fast DDS shared-memory segment process ``pid`` (default: this one)
-    has mapped [bytes]: about 16 MiB with config/fastdds_shm.xml, 0.5 MiB without. None when
-    it maps none (another transport or RMW) or there is no /proc (not Linux)."""
-    sizes = []
-    try:
-        with open(f"/proc/{pid or os.getpid()}/maps", encoding="utf-8") as maps:
-            paths = {line.split()[-1] for line in maps if "/dev/shm/fastdds_" in line}
-    except OSError:
-        return None
-    for path in paths:
-        if not Path(path).name.startswith("fastdds_port"):  # discovery mailboxes, not data
-            try:
-                sizes.append(os.stat(path).st_size)
-            except OSError:
-                pass
-    return max(sizes, default=None)
-
-
-def with_synthetic_inputs(plan: StackPlan, directory: Path, *, set_prompt: bool,
-                          size_px: tuple[int, int] | None = None) -> StackPlan:
-    """``plan`` with its cameras playing generated videos written to ``directory`` (and the
-    prompt a generated goal image when ``set_prompt``); ``size_px`` (width, height) of the
-    videos, None for the default (``synthetic.VIDEO_SIZE_PX``)."""
-    from hv2r_ros.ros.synthetic import VIDEO_SIZE_PX, write_media
-
-    media = write_media(directory, list(plan.cameras), size_px or VIDEO_SIZE_PX)
-    for camera, path in media.videos.items():
-        plan = plan.with_values(f"{camera}_camera", {"source": "file", "path": path})
-    if set_prompt:
-        plan = plan.with_values("prompt", {"prompt_video": media.goal_image})
-    return plan
-
-
 def build_stack(robot: str, *, models: str, sim: bool = False, synthetic: bool = False,
                 prompt_video: str = "", namespace: str = "", output: str = "",
                 extra_params: Sequence[str] = (), context: Context | None = None,
@@ -434,6 +400,8 @@ def build_stack(robot: str, *, models: str, sim: bool = False, synthetic: bool =
     workdir = Path(tempfile.mkdtemp(prefix="hv2r-run-"))
     try:
         if synthetic:
+            from hv2r_ros.ros.synthetic import with_synthetic_inputs
+
             plan = with_synthetic_inputs(plan, workdir / "media", set_prompt=not prompt_video,
                                          size_px=synthetic_size_px)
         own_context = context is None

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import cv2
 import numpy as np
@@ -32,6 +32,9 @@ from hv2r_ros.core.errors import ConfigError
 from hv2r_ros.ros import qos
 from hv2r_ros.ros.joints import float64_array
 from hv2r_ros.sim.kinematic import KinematicRobot
+
+if TYPE_CHECKING:
+    from hv2r_ros.ros.stack_plan import StackPlan
 
 VIDEO_SIZE_PX = (160, 120)   # (width, height): small, the encoders resize anyway
 VIDEO_FPS_HZ = 30.0
@@ -171,3 +174,16 @@ def main(args: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def with_synthetic_inputs(plan: StackPlan, directory: Path, *, set_prompt: bool,
+                          size_px: tuple[int, int] | None = None) -> StackPlan:
+    """``plan`` with its cameras playing generated videos written to ``directory`` (and the
+    prompt a generated goal image when ``set_prompt``); ``size_px`` (width, height) of the
+    videos, None for the default (``synthetic.VIDEO_SIZE_PX``)."""
+    media = write_media(directory, list(plan.cameras), size_px or VIDEO_SIZE_PX)
+    for camera, path in media.videos.items():
+        plan = plan.with_values(f"{camera}_camera", {"source": "file", "path": path})
+    if set_prompt:
+        plan = plan.with_values("prompt", {"prompt_video": media.goal_image})
+    return plan
