@@ -15,7 +15,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from hv2r_ros.cli.bench_graph import CAMERA_TO_COMMAND_SLACK_MS, _finite, _json_default
+from hv2r_ros.cli.bench_graph import _finite, _json_default
+from hv2r_ros.cli.bench_graph_figures import CAMERA_TO_COMMAND_SLACK_MS
 
 _RUN = [sys.executable, "-c", "import sys; from hv2r_ros.cli import main; sys.exit(main())"]
 
